@@ -1,0 +1,56 @@
+# PosHub: `make demo` and `make test` do all the set-up on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: demo test test-slow test-fast lint types bench messages lock clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(DEV_STAMP): requirements-dev.lock pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(RUNTIME_STAMP) $@
+
+demo: $(RUNTIME_STAMP)
+	$(BIN)/poshub demo
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check poshub tests bench
+	$(BIN)/ruff format --check poshub tests bench
+
+types: $(DEV_STAMP)
+	$(BIN)/mypy poshub tests bench
+
+# The whole suite except tests marked slow; runs against SQLite always and against
+# PostgreSQL too when POSHUB_TEST_POSTGRES_URL is set.
+test: lint types
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(DEV_STAMP)
+	$(BIN)/python -m pytest -m slow
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench.applications
+
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o poshub/locale/messages.pot .
+	$(BIN)/pybabel update -i poshub/locale/messages.pot -d poshub/locale -D messages --no-fuzzy-matching
+
+# Regenerate the pinned lock files after changing pyproject.toml.
+lock: $(DEV_STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev -o requirements-dev.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,212 @@
+"""The append-only, hash-chained audit log.
+
+Every row stores the SHA-256 of its predecessor and of its own canonical content, and
+a gap-free sequence number. A single chain-head row, locked for the duration of the
+writing transaction, serialises appends, so the chain has exactly one order. Database
+triggers refuse UPDATE and DELETE on the log; ``poshub audit verify`` detects what a
+person with enough privilege to drop those triggers still changed.
+
+Details never hold secrets: callers pass field names and masked values only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from poshub.core import limits
+from poshub.core.db import Base, utcnow
+
+GENESIS_HASH = "0" * 64
+CHAIN_HEAD_ID = 1
+
+
+class ActorKind(StrEnum):
+    STAFF = "staff"
+    APPLICANT = "applicant"
+    MERCHANT = "merchant"
+    SYSTEM = "system"
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    """Gap-free position in the chain, starting at 1."""
+    at: Mapped[dt.datetime]
+    """When the audited action was committed (UTC)."""
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    """Staff username, application id for applicants, or a job name for the system."""
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    """The row the action concerns; no foreign key, because the log outlives the rows it names."""
+    details: Mapped[dict[str, Any]]
+    """What changed, with no secrets: field names, states, reason codes, masked values."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+def canonical_content(
+    seq: int,
+    at: dt.datetime,
+    actor_kind: str,
+    actor_id: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    details: dict[str, Any],
+    prev_hash: str,
+) -> bytes:
+    """The exact bytes a row's hash covers; stable across databases."""
+    document = {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    content = canonical_content(
+        entry.seq,
+        entry.at,
+        entry.actor_kind,
+        entry.actor_id,
+        entry.action,
+        entry.entity_type,
+        entry.entity_id,
+        entry.details,
+        entry.prev_hash,
+    )
+    return hashlib.sha256(content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: ActorKind
+    id: str
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls(ActorKind.SYSTEM, job)
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction."""
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == CHAIN_HEAD_ID).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditChainHead(id=CHAIN_HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
+        session.add(head)
+    at = utcnow()
+    entry = AuditEntry(
+        seq=head.last_seq + 1,
+        at=at,
+        actor_kind=str(actor.kind),
+        actor_id=actor.id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        details=details or {},
+        prev_hash=head.last_hash,
+    )
+    entry.hash = entry_hash(entry)
+    head.last_seq = entry.seq
+    head.last_hash = entry.hash
+    session.add(entry)
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    seq: int
+    reason: str
+
+
+def _entries(session: Session) -> Iterator[AuditEntry]:
+    after = 0
+    while True:
+        batch = (
+            session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.seq > after)
+                .order_by(AuditEntry.seq)
+                .limit(limits.AUDIT_VERIFY_BATCH_ROWS)
+            )
+            .scalars()
+            .all()
+        )
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1].seq
+        session.expunge_all()
+
+
+def verify(session: Session) -> tuple[int, VerifyProblem | None]:
+    """Walk the chain; return the number of rows checked and the first problem, if any."""
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    checked = 0
+    for entry in _entries(session):
+        if entry.seq != expected_seq:
+            return checked, VerifyProblem(expected_seq, "row is missing (deleted)")
+        if entry.prev_hash != prev_hash:
+            return checked, VerifyProblem(entry.seq, "previous-hash link is broken")
+        if entry_hash(entry) != entry.hash:
+            return checked, VerifyProblem(entry.seq, "content does not match its hash (edited)")
+        prev_hash = entry.hash
+        expected_seq += 1
+        checked += 1
+    head = session.get(AuditChainHead, CHAIN_HEAD_ID)
+    last_seq = head.last_seq if head else 0
+    last_hash = head.last_hash if head else GENESIS_HASH
+    if last_seq != checked or last_hash != prev_hash:
+        return checked, VerifyProblem(checked + 1, "rows after this point are missing (deleted)")
+    return checked, None
+
+
+def recent(
+    session: Session, *, entity_id: str | None, limit: int, before_seq: int | None = None
+) -> list[AuditEntry]:
+    """Newest entries first, optionally for one entity, paged by sequence number."""
+    statement = select(AuditEntry)
+    if entity_id:
+        statement = statement.where(AuditEntry.entity_id == entity_id)
+    if before_seq:
+        statement = statement.where(AuditEntry.seq < before_seq)
+    return list(session.execute(statement.order_by(AuditEntry.seq.desc()).limit(limit)).scalars())

@@ -1,0 +1,134 @@
+"""The key vault: everything derived from the key-encrypting key (KEK).
+
+The KEK comes from outside the database (``POSHUB_KEK`` or ``POSHUB_KEK_FILE``) and
+never touches it. From it we derive, with HKDF-SHA256 and a distinct label each:
+
+* a data key for AES-256-GCM field encryption of personal data at rest (resident ID
+  numbers, settlement account numbers), bound to the column it belongs to;
+* token keys for HMAC-SHA256 lookup tokens, so equal values can be found (duplicates,
+  blacklist) without storing them in clear;
+* the key that signs CSRF tokens.
+
+Terminal master keys (a later capability) are wrapped under the KEK itself as TR-31
+key blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from poshub.core.settings import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+KEK_LENGTH_BYTES = 32
+_FIELD_CIPHER_VERSION = b"\x01"
+_NONCE_LENGTH_BYTES = 12
+
+
+class KeyMaterialError(Exception):
+    """The key-encrypting key is missing or malformed (message names no key material)."""
+
+
+def _derive(kek: bytes, label: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"poshub/{label}".encode()
+    ).derive(kek)
+
+
+class KeyVault:
+    def __init__(self, kek: bytes) -> None:
+        if len(kek) != KEK_LENGTH_BYTES:
+            raise KeyMaterialError(f"the key-encrypting key must be {KEK_LENGTH_BYTES} bytes")
+        self._kek = kek
+        self._data_key = AESGCM(_derive(kek, "field-encryption/v1"))
+        self._token_key = _derive(kek, "lookup-token/v1")
+        self.csrf_key = _derive(kek, "csrf/v1")
+
+    @property
+    def kek(self) -> bytes:
+        """The raw KEK, for wrapping terminal keys. Never log or persist it."""
+        return self._kek
+
+    def encrypt(self, plaintext: str, *, context: str) -> bytes:
+        """Encrypt a short personal-data field; ``context`` (e.g. the column name) is bound
+        as associated data so a ciphertext cannot be moved to another column."""
+        nonce = os.urandom(_NONCE_LENGTH_BYTES)
+        sealed = self._data_key.encrypt(nonce, plaintext.encode(), context.encode())
+        return _FIELD_CIPHER_VERSION + nonce + sealed
+
+    def decrypt(self, blob: bytes, *, context: str) -> str:
+        if blob[:1] != _FIELD_CIPHER_VERSION:
+            raise KeyMaterialError("unknown field-encryption version")
+        nonce = blob[1 : 1 + _NONCE_LENGTH_BYTES]
+        return self._data_key.decrypt(
+            nonce, blob[1 + _NONCE_LENGTH_BYTES :], context.encode()
+        ).decode()
+
+    def token(self, value: str, *, purpose: str) -> str:
+        """A deterministic lookup token: HMAC-SHA256 over ``purpose`` and the value, hex."""
+        message = f"{purpose}\x00{value}".encode()
+        return hmac.new(self._token_key, message, hashlib.sha256).hexdigest()
+
+
+def load_kek(settings: Settings) -> bytes:
+    """Read the KEK from settings; in demo mode create a key file if none exists."""
+    if settings.kek:
+        return _parse_hex(settings.kek, "POSHUB_KEK")
+    path = settings.kek_file or (
+        settings.data_dir / "kek.hex" if settings.mode != Mode.PRODUCTION else None
+    )
+    if path is None:
+        raise KeyMaterialError(
+            "no key-encrypting key: set POSHUB_KEK (64 hex digits) or POSHUB_KEK_FILE"
+        )
+    if not path.exists():
+        if settings.mode == Mode.PRODUCTION:
+            raise KeyMaterialError(f"key file {path} does not exist")
+        _create_key_file(path)
+        log.warning("created a new key-encrypting key file at %s (demo/test only)", path)
+    return _parse_hex(path.read_text().strip(), str(path))
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(KEK_LENGTH_BYTES) + "\n")
+
+
+def _parse_hex(text: str, source: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise KeyMaterialError(f"{source} is not hexadecimal") from None
+    if len(key) != KEK_LENGTH_BYTES:
+        raise KeyMaterialError(f"{source} must hold {KEK_LENGTH_BYTES * 2} hex digits")
+    return key
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def mask_tail(value: str, visible: int = 4) -> str:
+    """``6222021234567890123`` → ``***************0123``: keeps only the last digits."""
+    if len(value) <= visible:
+        return "*" * len(value)
+    return "*" * (len(value) - visible) + value[-visible:]
+
+
+def mask_resident_id(value: str) -> str:
+    """``34010419900307123X`` → ``340104********123X`` — region and last four only."""
+    if len(value) != 18:
+        return mask_tail(value)
+    return value[:6] + "*" * 8 + value[-4:]

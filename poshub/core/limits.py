@@ -1,0 +1,61 @@
+"""Every named limit of PosHub in one place.
+
+Names carry their unit last (``_bytes``, ``_days``, ``_fen``). A limit that an
+operator may want to change is also exposed through settings (see
+``poshub.core.settings``); the value here is then the default.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Applicants -----------------------------------------------------------
+ADULT_AGE_YEARS: Final = 18
+"""A natural-person applicant must be at least this old on the day of the check."""
+
+RESIDENT_ID_OLDEST_BIRTH_YEAR: Final = 1900
+"""Birth dates before this year are treated as impossible."""
+
+TERMINALS_PER_APPLICANT_MAX: Final = {
+    "individual": 3,
+    "individual_business": 10,
+    "enterprise": 200,
+}
+"""Default ceiling on terminals one application may request, by applicant kind (R4)."""
+
+TERMINAL_LINE_COUNT_MAX: Final = 100
+"""Upper bound on ``count`` in one terminal line of an application."""
+
+TERMINAL_LINES_MAX: Final = 10
+"""Upper bound on distinct terminal models in one application."""
+
+EXPECTED_MONTHLY_VOLUME_FEN_MAX: Final = 10_000_000_000_00
+"""Ten billion yuan a month: anything larger is a typing error, not a merchant."""
+
+TEXT_FIELD_LENGTH_MAX: Final = 200
+ADDRESS_DETAIL_LENGTH_MAX: Final = 300
+MESSAGE_LENGTH_MAX: Final = 4000
+
+# --- Documents ------------------------------------------------------------
+DOCUMENT_SIZE_BYTES_MAX: Final = 10 * 1024 * 1024
+DOCUMENTS_PER_APPLICATION_MAX: Final = 40
+
+# --- Review SLA (Chinese working days) ------------------------------------
+REVIEW_SLA_TARGET_WORKING_DAYS: Final = 3
+REVIEW_SLA_BREACH_WORKING_DAYS: Final = 7
+WORKING_DAY_SEARCH_DAYS_MAX: Final = 400
+"""Bound on the day-by-day walk when adding working days (a year and a margin)."""
+
+# --- Staff authentication -------------------------------------------------
+LOGIN_FAILURES_BEFORE_LOCKOUT: Final = 10
+LOCKOUT_MINUTES: Final = 30
+SESSION_IDLE_MINUTES: Final = 30
+SESSION_ABSOLUTE_HOURS: Final = 12
+PASSWORD_LENGTH_MIN: Final = 12
+
+# --- Reads ----------------------------------------------------------------
+PAGE_SIZE_DEFAULT: Final = 50
+PAGE_SIZE_MAX: Final = 200
+AUDIT_VERIFY_BATCH_ROWS: Final = 5000
+NOTIFICATION_DISPATCH_BATCH_MAX: Final = 100
+NOTIFICATION_ATTEMPTS_MAX: Final = 8

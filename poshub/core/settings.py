@@ -1,0 +1,125 @@
+"""Configuration from ``POSHUB_*`` environment variables and an optional TOML file.
+
+Precedence, highest first: explicit keyword arguments, environment variables, the TOML
+file named by ``POSHUB_CONFIG_FILE``, then the defaults below. The README's
+configuration table lists every field.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from poshub.core import limits
+
+
+class Mode(StrEnum):
+    """How strict the process is about secrets and test material."""
+
+    PRODUCTION = "production"
+    """Refuses known test keys and demands a key-encrypting key from outside the database."""
+    DEMO = "demo"
+    """Generates a key file under the data directory and accepts the documented test keys."""
+    TEST = "test"
+    """Used by the test suite."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSHUB_", extra="ignore")
+
+    mode: Mode = Mode.PRODUCTION
+    """production, demo or test."""
+    data_dir: Path = Path("var")
+    """Where the embedded database, the document store and generated files live."""
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to SQLite at ``<data_dir>/poshub.db``."""
+    kek: str | None = Field(default=None, repr=False)
+    """Key-encrypting key, 64 hex digits (AES-256). Never stored in the database."""
+    kek_file: Path | None = None
+    """File holding the key-encrypting key in hex, used when ``kek`` is not set."""
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    public_base_url: str | None = None
+    """URL applicants see in notifications; defaults to http://web_host:web_port."""
+    acquirer_code: str = "898"
+    """Three-digit acquirer institution code that starts every MID."""
+    default_locale: str = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+    cookie_secure: bool = False
+    """Send cookies only over HTTPS; set true behind TLS in production."""
+    verification_provider: str = "sandbox"
+    """Real-name and four-element verification adapter (``sandbox`` ships)."""
+    notifier: str = "log"
+    """Notification adapter for applicants (``log`` writes to the process log)."""
+    review_sla_target_working_days: int = limits.REVIEW_SLA_TARGET_WORKING_DAYS
+    review_sla_breach_working_days: int = limits.REVIEW_SLA_BREACH_WORKING_DAYS
+    terminals_per_applicant_max: dict[str, int] = Field(
+        default_factory=lambda: dict(limits.TERMINALS_PER_APPLICANT_MAX)
+    )
+    session_idle_minutes: int = limits.SESSION_IDLE_MINUTES
+    log_level: str = "INFO"
+
+    @field_validator("acquirer_code")
+    @classmethod
+    def _acquirer_code_is_three_digits(cls, value: str) -> str:
+        if len(value) != 3 or not value.isdigit():
+            raise ValueError("acquirer_code must be three digits")
+        return value
+
+    @field_validator("review_sla_target_working_days", "review_sla_breach_working_days")
+    @classmethod
+    def _positive_days(cls, value: int) -> int:
+        if not 1 <= value <= 60:
+            raise ValueError("SLA working days must be between 1 and 60")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("POSHUB_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'poshub.db').resolve()}"
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.data_dir / "documents"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.web_host}:{self.web_port}"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def settings_with(**overrides: Any) -> Settings:
+    """Settings built from the environment with explicit overrides (CLI flags, tests)."""
+    return Settings(**overrides)

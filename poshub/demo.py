@@ -1,0 +1,413 @@
+"""Demo data: staff for every role, the catalogue, and applications in every state.
+
+Everything is created through the same services the web process uses, so the demo
+database looks exactly like one that real people filled in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+import zlib
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+from stdnum import luhn
+from stdnum.cn import ric, uscc
+
+from poshub.catalog import service as catalog_service
+from poshub.core.audit import Actor
+from poshub.core.db import utcnow
+from poshub.core.roles import Role
+from poshub.onboarding import repository, service
+from poshub.onboarding.models import BlacklistKind
+from poshub.onboarding.rules import DocumentKind, required_documents
+from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
+from poshub.onboarding.service import OnboardingDeps, applicant_actor
+from poshub.staff import repository as staff_repository
+from poshub.staff import service as staff_service
+from poshub.staff.service import Principal
+
+DEMO_MID = "898340154110001"
+ADMIN_PASSWORD = "poshub-demo-admin"  # noqa: S105 - documented demo login (DESIGN §7)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    role: Role
+
+    @property
+    def password(self) -> str:
+        return f"poshub-demo-{self.username}"
+
+
+DEMO_USERS = (
+    DemoUser("admin", "系统管理员 Admin", Role.ADMIN),
+    DemoUser("reviewer", "审核员 李审", Role.REVIEWER),
+    DemoUser("reviewer2", "复核员 王复", Role.REVIEWER),
+    DemoUser("risk", "风控专员 赵风", Role.RISK_OFFICER),
+    DemoUser("ops", "运营专员 钱运", Role.OPERATIONS),
+    DemoUser("tech", "装机工程师 孙工", Role.TECHNICIAN),
+    DemoUser("support", "客服专员 周服", Role.SUPPORT_AGENT),
+    DemoUser("auditor", "审计员 吴审", Role.AUDITOR),
+)
+
+
+def resident_id(region: str, born: dt.date, sequence: str) -> str:
+    """A checksum-valid resident ID number for a fictional person."""
+    body = f"{region}{born:%Y%m%d}{sequence}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def credit_code(body17: str) -> str:
+    return body17 + uscc.calc_check_digit(body17)
+
+
+def card_number(body: str) -> str:
+    """A Luhn-valid card number for a fictional account (body without the check digit)."""
+    return body + luhn.calc_check_digit(body)
+
+
+def tiny_png() -> bytes:
+    """A valid 8×8 PNG (a scan stand-in), built without an imaging library."""
+    width = height = 8
+    raw = b"".join(b"\x00" + b"\xc8\x10\x2e" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def tiny_pdf(title: str) -> bytes:
+    text = title.encode("ascii", "replace")
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\n% "
+        + text
+        + b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
+def _payload(
+    *,
+    kind: str,
+    name: str,
+    id_number: str,
+    mobile: str,
+    business: str,
+    code: str | None,
+    mcc: str,
+    province: str,
+    city: str,
+    district: str,
+    detail: str,
+    bank: str,
+    account: str,
+    terminals: list[tuple[str, int]],
+    volume_fen: int,
+    region_code: str | None = None,
+) -> ApplicationIn:
+    return ApplicationIn.model_validate(
+        {
+            "applicant_kind": kind,
+            "legal_name": name,
+            "id_number": id_number,
+            "mobile": mobile,
+            "business_name": business,
+            "uscc": code,
+            "licence_long_term": code is not None,
+            "established_on": "2019-05-20" if code else None,
+            "mcc": mcc,
+            "address": {
+                "province": province,
+                "city": city,
+                "district": district,
+                "detail": detail,
+                "region_code": region_code,
+            },
+            "settlement_account": {
+                "bank_name": bank,
+                "account_name": business if kind == "enterprise" else name,
+                "account_number": account,
+            },
+            "expected_monthly_volume_fen": volume_fen,
+            "terminals": [{"model_code": m, "count": c} for m, c in terminals],
+        }
+    )
+
+
+def _principal(session: Session, username: str) -> Principal:
+    user = staff_repository.by_username(session, username)
+    assert user is not None
+    return Principal(
+        user.id, user.username, user.display_name, staff_repository.roles_of(session, user.id)
+    )
+
+
+def _upload_all(session: Session, deps: OnboardingDeps, application_id: str) -> None:
+    application = repository.get(session, application_id)
+    assert application is not None
+    today = utcnow().date()
+    for kind in sorted(
+        required_documents(application.applicant_kind, application.established_on, today)
+    ):
+        content = (
+            tiny_pdf(kind.value)
+            if kind
+            in (
+                DocumentKind.LEASE_CONTRACT,
+                DocumentKind.FINANCIAL_STATEMENTS,
+                DocumentKind.BUSINESS_PLAN,
+            )
+            else tiny_png()
+        )
+        service.add_document(
+            session,
+            deps,
+            application,
+            kind=kind.value,
+            file_name=f"{kind.value}.{'pdf' if content.startswith(b'%PDF') else 'png'}",
+            content=content,
+            uploaded_by=applicant_actor(application),
+            now=utcnow(),
+        )
+
+
+def seed(session: Session, deps: OnboardingDeps) -> bool:
+    """Create the demo data once; return False if it is already there."""
+    if repository.merchant_by_mid(session, DEMO_MID) is not None:
+        return False
+    catalog_service.load(session, catalog_service.default_catalog())
+    system = Actor.system("demo")
+    for user in DEMO_USERS:
+        if staff_repository.by_username(session, user.username) is None:
+            staff_service.create_user(
+                session,
+                username=user.username,
+                display_name=user.display_name,
+                password=user.password,
+                roles=[user.role],
+                actor=system,
+                enforce_policy=False,
+            )
+    session.flush()
+    reviewer = _principal(session, "reviewer")
+    now = utcnow
+
+    # 1. Live-to-be merchant of DESIGN §7: a Hefei supermarket, MCC 5411 → MID 898340154110001.
+    approved, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="individual_business",
+            name="陈明",
+            id_number=resident_id("340104", dt.date(1985, 6, 15), "031"),
+            mobile="13905510001",
+            business="合肥蜀山明辉便利超市",
+            code=credit_code("92340104MA2N0001X"[:17]),
+            mcc="5411",
+            province="安徽省",
+            city="合肥市",
+            district="蜀山区",
+            detail="长江西路 100 号",
+            bank="徽商银行合肥蜀山支行",
+            account=card_number("622202123456789012"),
+            terminals=[("SMART-A8", 1), ("ESIGN-E2", 1)],
+            volume_fen=30_000_000,
+        ),
+        locale="zh_CN",
+        now=now(),
+    )
+    _upload_all(session, deps, approved.id)
+    service.submit(session, deps, approved, now=now())
+    service.claim(session, approved, reviewer, now=now())
+    service.add_note(
+        session,
+        approved,
+        reviewer,
+        NoteIn(
+            kind="phone_confirmation", body="已电话核实经营者身份与店铺地址。", outcome="confirmed"
+        ),
+        now=now(),
+    )
+    service.approve(
+        session, deps, approved, reviewer, ApproveIn(note="材料齐全，核验通过。"), now=now()
+    )
+
+    # 2. Draft: saved, documents not yet uploaded.
+    service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="individual",
+            name="刘芳",
+            id_number=resident_id("110105", dt.date(1992, 3, 7), "024"),
+            mobile="13800000002",
+            business="刘芳手工花店",
+            code=None,
+            mcc="5992",
+            province="北京市",
+            city="北京市",
+            district="朝阳区",
+            detail="三里屯路 8 号",
+            bank="中国工商银行北京朝阳支行",
+            account=card_number("621226020001234567"),
+            terminals=[("MPOS-M3", 1)],
+            volume_fen=2_000_000,
+        ),
+        locale="zh_CN",
+        now=now(),
+    )
+
+    # 3. Submitted, waiting in the queue.
+    submitted, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="individual_business",
+            name="黄伟",
+            id_number=resident_id("440305", dt.date(1988, 11, 2), "057"),
+            mobile="13700000003",
+            business="深圳南山伟记餐馆",
+            code=credit_code("92440300MA5F0003Q"[:17]),
+            mcc="5812",
+            province="广东省",
+            city="深圳市",
+            district="南山区",
+            detail="科技园南路 18 号",
+            bank="招商银行深圳南山支行",
+            account=card_number("622588011234567"),
+            terminals=[("TRAD-T60", 2)],
+            volume_fen=80_000_000,
+        ),
+        locale="zh_CN",
+        now=now(),
+    )
+    _upload_all(session, deps, submitted.id)
+    service.submit(session, deps, submitted, now=now())
+
+    # 4. Under review, high-risk category (jewellery): the checks ask for a site survey.
+    in_review, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="enterprise",
+            name="孙丽",
+            id_number=resident_id("320106", dt.date(1979, 8, 21), "062"),
+            mobile="13600000004",
+            business="南京金辉珠宝有限公司",
+            code=credit_code("91320106MA1X0004R"[:17]),
+            mcc="5944",
+            province="江苏省",
+            city="南京市",
+            district="鼓楼区",
+            detail="中山北路 200 号",
+            bank="南京银行鼓楼支行",
+            account="0123456789012345678901",
+            terminals=[("SMART-A8", 3)],
+            volume_fen=500_000_000,
+            region_code="320106",  # 鼓楼区 exists in both Nanjing and Xuzhou
+        ),
+        locale="zh_CN",
+        now=now(),
+    )
+    _upload_all(session, deps, in_review.id)
+    service.submit(session, deps, in_review, now=now())
+    service.claim(session, in_review, reviewer, now=now())
+
+    # 5. Needs information: the reviewer asked for a clearer licence scan.
+    needs_info, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="individual_business",
+            name="马强",
+            id_number=resident_id("510104", dt.date(1990, 1, 30), "079"),
+            mobile="13500000005",
+            business="成都锦江马记茶铺",
+            code=credit_code("92510104MA6C0005T"[:17]),
+            mcc="5814",
+            province="四川省",
+            city="成都市",
+            district="锦江区",
+            detail="春熙路 66 号",
+            bank="成都银行锦江支行",
+            account=card_number("623058000012345678"),
+            terminals=[("ESIGN-E2", 1)],
+            volume_fen=10_000_000,
+        ),
+        locale="en",
+        now=now(),
+    )
+    _upload_all(session, deps, needs_info.id)
+    service.submit(session, deps, needs_info, now=now())
+    service.claim(session, needs_info, reviewer, now=now())
+    service.request_info(
+        session,
+        deps,
+        needs_info,
+        reviewer,
+        "营业执照照片不清晰，请重新上传清晰的营业执照。",
+        now=now(),
+    )
+
+    # 6. Rejected: real-name and four-element verification both report a mismatch.
+    rejected, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="individual",
+            name="冒名测试",
+            id_number=resident_id("330106", dt.date(1995, 7, 9), "085"),
+            mobile="13400004444",
+            business="杭州西湖某小店",
+            code=None,
+            mcc="5499",
+            province="浙江省",
+            city="杭州市",
+            district="西湖区",
+            detail="文三路 1 号",
+            bank="杭州银行西湖支行",
+            account=card_number("622848000000000000"),
+            terminals=[("MPOS-M3", 1)],
+            volume_fen=1_000_000,
+        ),
+        locale="zh_CN",
+        now=now(),
+    )
+    _upload_all(session, deps, rejected.id)
+    service.submit(session, deps, rejected, now=now())
+    service.claim(session, rejected, reviewer, now=now())
+    service.reject(
+        session,
+        deps,
+        rejected,
+        reviewer,
+        RejectIn(reasons=["identity_not_verified"], note="实名认证不一致。"),
+        now=now(),
+    )
+    risk = _principal(session, "risk")
+    service.add_blacklist_entry(
+        session,
+        deps.vault,
+        BlacklistIn(
+            kind=BlacklistKind.MOBILE, value="13312345678", reason="冒用他人身份申请（示例）"
+        ),
+        risk,
+        now=now(),
+    )
+    return True

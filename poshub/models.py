@@ -1,0 +1,22 @@
+"""Imports every domain's models so that ``Base.metadata`` knows all tables (Alembic)."""
+
+from __future__ import annotations
+
+from poshub.catalog import models as catalog_models
+from poshub.core import audit, sequences
+from poshub.core.db import Base
+from poshub.notify import models as notify_models
+from poshub.onboarding import models as onboarding_models
+from poshub.staff import models as staff_models
+
+metadata = Base.metadata
+
+__all__ = [
+    "audit",
+    "catalog_models",
+    "metadata",
+    "notify_models",
+    "onboarding_models",
+    "sequences",
+    "staff_models",
+]

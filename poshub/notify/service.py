@@ -1,0 +1,68 @@
+"""Enqueue notifications in the caller's transaction; deliver them after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from poshub.core import limits
+from poshub.core.db import utcnow
+from poshub.core.i18n import Translator
+from poshub.notify import repository
+from poshub.notify.adapters import DeliveryFailed, Notifier
+from poshub.notify.models import Notification, NotificationStatus
+from poshub.notify.templates import TEMPLATES
+
+
+def enqueue(
+    session: Session,
+    *,
+    subject_type: str,
+    subject_id: str,
+    recipient: str,
+    template: str,
+    params: dict[str, Any],
+    locale: str,
+    channel: str = "sms",
+) -> Notification:
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown notification template {template!r}")
+    notification = Notification(
+        subject_type=subject_type,
+        subject_id=subject_id,
+        channel=channel,
+        recipient=recipient,
+        template=template,
+        params=params,
+        locale=locale,
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    session.add(notification)
+    return notification
+
+
+def render(notification: Notification) -> str:
+    return Translator(notification.locale)(TEMPLATES[notification.template], notification.params)
+
+
+def dispatch_pending(
+    session: Session, notifier: Notifier, *, batch_max: int = limits.NOTIFICATION_DISPATCH_BATCH_MAX
+) -> int:
+    """Deliver up to ``batch_max`` pending notifications; return how many were sent."""
+    sent = 0
+    for notification in repository.pending(session, batch_max):
+        notification.attempts += 1
+        try:
+            notifier.send(notification.channel, notification.recipient, render(notification))
+        except DeliveryFailed as exc:
+            notification.last_error = str(exc)[:300]
+            if notification.attempts >= limits.NOTIFICATION_ATTEMPTS_MAX:
+                notification.status = NotificationStatus.FAILED
+            continue
+        notification.status = NotificationStatus.SENT
+        notification.sent_at = utcnow()
+        sent += 1
+    return sent

@@ -1,0 +1,1302 @@
+"""Onboarding use cases: apply, upload, submit, check, review, decide.
+
+Every function works inside the caller's transaction and never commits. Each state
+change writes the audit log and, where the applicant should hear of it, a
+notification into the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from poshub.catalog import repository as catalog_repository
+from poshub.core import audit, ids, limits, regions
+from poshub.core.audit import Actor, ActorKind
+from poshub.core.calendar import working_days_between
+from poshub.core.clock import business_date
+from poshub.core.crypto import KeyVault, mask_resident_id, mask_tail
+from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from poshub.core.sequences import take_next
+from poshub.core.settings import Settings
+from poshub.core.storage import ContentStore
+from poshub.notify import service as notify
+from poshub.onboarding import repository, rules, sla
+from poshub.onboarding.decisions import LICENCE_EXPIRY_WARNING_DAYS, REJECTION_REASONS
+from poshub.onboarding.documents import Rejection, safe_file_name, sniff
+from poshub.onboarding.models import (
+    ApplicantKind,
+    Application,
+    ApplicationCheck,
+    ApplicationEditor,
+    ApplicationEvent,
+    BlacklistEntry,
+    BlacklistKind,
+    CheckStatus,
+    Document,
+    EventKind,
+    Merchant,
+    MerchantStatus,
+    TerminalRequest,
+)
+from poshub.onboarding.schemas import (
+    AddressIn,
+    ApplicationIn,
+    ApplicationPatch,
+    ApproveIn,
+    BlacklistIn,
+    NoteIn,
+    RejectIn,
+    StaffEditIn,
+)
+from poshub.onboarding.states import ApplicationStatus, ensure_transition
+from poshub.onboarding.verification import (
+    ProviderUnavailable,
+    VerificationOutcome,
+    VerificationProvider,
+    VerificationResult,
+)
+from poshub.staff.service import Principal
+
+ID_NUMBER_CONTEXT = "applications.id_number"
+ACCOUNT_NUMBER_CONTEXT = "applications.account_number"
+MERCHANT_ACCOUNT_CONTEXT = "merchants.account_number"
+TOKEN_PURPOSE = {
+    BlacklistKind.ID_NUMBER: "resident_id",
+    BlacklistKind.ACCOUNT_NUMBER: "account_number",
+    BlacklistKind.USCC: "uscc",
+    BlacklistKind.MOBILE: "mobile",
+}
+MID_SEQUENCE_PREFIX = "mid:"
+
+
+@dataclass(frozen=True)
+class OnboardingDeps:
+    """What the use cases need from outside the database."""
+
+    settings: Settings
+    vault: KeyVault
+    store: ContentStore
+    verifier: VerificationProvider
+
+
+def hash_access_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def applicant_actor(application: Application) -> Actor:
+    return Actor(ActorKind.APPLICANT, application.id)
+
+
+# --- Validation -----------------------------------------------------------------
+
+
+def _violation(violation: rules.RuleViolation) -> FieldError:
+    field = violation.code.rsplit(".", 1)[0]
+    params = dict(violation.params)
+    if violation.code == "id_number.minor":
+        params.setdefault("adult_age", str(limits.ADULT_AGE_YEARS))
+    return FieldError(field, violation.code, rules.MESSAGES[violation.code], params)
+
+
+def validate_fields(
+    session: Session, data: ApplicationIn, today: dt.date
+) -> tuple[list[FieldError], str | None]:
+    """Every rule an application's fields must meet; returns errors and the resolved region code."""
+    errors: list[FieldError] = []
+
+    def add(violation: rules.RuleViolation | None) -> None:
+        if violation is not None:
+            errors.append(_violation(violation))
+
+    add(rules.check_resident_id(data.id_number, today))
+    add(rules.check_mobile(data.mobile))
+    kind = ApplicantKind(data.applicant_kind)
+    if kind.needs_licence and not data.uscc:
+        errors.append(
+            FieldError(
+                "uscc",
+                "uscc.required",
+                N_(
+                    "A business applicant must give the unified social credit code from its licence."
+                ),
+            )
+        )
+    if data.uscc:
+        add(rules.check_uscc(data.uscc))
+    if kind.needs_licence:
+        if data.licence_expiry is None and not data.licence_long_term:
+            errors.append(
+                FieldError(
+                    "licence_expiry",
+                    "licence_expiry.required",
+                    N_("Give the licence's expiry date, or mark it as long-term (长期)."),
+                )
+            )
+        elif data.licence_expiry is not None and data.licence_long_term:
+            errors.append(
+                FieldError(
+                    "licence_expiry",
+                    "licence_expiry.conflict",
+                    N_("A long-term licence has no expiry date; give one or the other."),
+                )
+            )
+        else:
+            add(rules.check_licence_expiry(data.licence_expiry, today))
+    if data.established_on is not None and data.established_on > today:
+        errors.append(
+            FieldError(
+                "established_on",
+                "established_on.future",
+                N_("The founding date cannot be in the future."),
+            )
+        )
+    add(rules.check_mcc(data.mcc))
+    region_code = _resolve_region(data.address, errors)
+    add(rules.check_account_number(data.settlement_account.account_number))
+    seen: set[str] = set()
+    codes = [line.model_code for line in data.terminals]
+    known = catalog_repository.active_model_codes(session, codes)
+    for index, code in enumerate(codes):
+        if code in seen:
+            errors.append(
+                FieldError(
+                    f"terminals[{index}].model_code",
+                    "terminals.duplicate_model",
+                    N_("Model {model_code} is listed twice; give one line per model."),
+                    {"model_code": code},
+                )
+            )
+        elif code not in known:
+            errors.append(
+                FieldError(
+                    f"terminals[{index}].model_code",
+                    "terminals.model_unknown",
+                    N_("{model_code} is not a terminal model in our catalogue."),
+                    {"model_code": code},
+                )
+            )
+        seen.add(code)
+    return errors, region_code
+
+
+def _resolve_region(address: AddressIn, errors: list[FieldError]) -> str | None:
+    try:
+        regions.resolve_area_code(address.province, address.district, address.region_code)
+    except regions.RegionError as exc:
+        field = exc.code.rsplit(".", 1)[0]
+        errors.append(FieldError(field, exc.code, rules.MESSAGES[exc.code], dict(exc.params)))
+        return None
+    if address.region_code:
+        return address.region_code
+    candidates = regions.find(address.province, address.district)
+    return candidates[0].code if candidates else None
+
+
+def _raise_if(errors: list[FieldError]) -> None:
+    if errors:
+        raise ValidationFailed(errors)
+
+
+# --- Applicant: create, edit, documents, submit, answer -------------------------
+
+
+def _apply_fields(
+    application: Application, data: ApplicationIn, region_code: str, vault: KeyVault
+) -> None:
+    id_number = rules.normalize_resident_id(data.id_number)
+    account_number = rules.normalize_account_number(data.settlement_account.account_number)
+    application.applicant_kind = str(data.applicant_kind)
+    application.legal_name = data.legal_name
+    application.id_number_enc = vault.encrypt(id_number, context=ID_NUMBER_CONTEXT)
+    application.id_number_token = vault.token(
+        id_number, purpose=TOKEN_PURPOSE[BlacklistKind.ID_NUMBER]
+    )
+    application.id_number_masked = mask_resident_id(id_number)
+    application.mobile = rules.normalize_mobile(data.mobile)
+    application.business_name = data.business_name
+    application.uscc = rules.normalize_uscc(data.uscc) if data.uscc else None
+    application.licence_expiry = data.licence_expiry
+    application.established_on = data.established_on
+    application.mcc = data.mcc
+    application.province = data.address.province
+    application.city = data.address.city
+    application.district = data.address.district
+    application.address_detail = data.address.detail
+    application.region_code = region_code
+    application.bank_name = data.settlement_account.bank_name
+    application.account_name = data.settlement_account.account_name
+    application.account_number_enc = vault.encrypt(account_number, context=ACCOUNT_NUMBER_CONTEXT)
+    application.account_number_token = vault.token(
+        account_number, purpose=TOKEN_PURPOSE[BlacklistKind.ACCOUNT_NUMBER]
+    )
+    application.account_number_masked = mask_tail(account_number)
+    application.expected_monthly_volume_fen = data.expected_monthly_volume_fen
+
+
+def _replace_terminal_lines(
+    session: Session, application: Application, data: ApplicationIn
+) -> None:
+    for line in repository.terminal_lines(session, application.id):
+        session.delete(line)
+    session.flush()
+    for line_in in data.terminals:
+        session.add(
+            TerminalRequest(
+                application_id=application.id, model_code=line_in.model_code, count=line_in.count
+            )
+        )
+
+
+def create_application(
+    session: Session, deps: OnboardingDeps, data: ApplicationIn, *, locale: str, now: dt.datetime
+) -> tuple[Application, str]:
+    """Validate and store a draft; return it with the applicant's access token (shown once)."""
+    today = business_date(now)
+    errors, region_code = validate_fields(session, data, today)
+    _raise_if(errors)
+    assert region_code is not None
+    token = ids.new_access_token()
+    application = Application(
+        id=ids.new_id(),
+        tracking_number=ids.new_tracking_number(today),
+        status=str(ApplicationStatus.DRAFT),
+        access_token_hash=hash_access_token(token),
+        locale=locale,
+        created_at=now,
+        updated_at=now,
+        sla_paused_working_days=0,
+        check_run=0,
+    )
+    _apply_fields(application, data, region_code, deps.vault)
+    session.add(application)
+    session.flush()
+    _replace_terminal_lines(session, application, data)
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.created",
+        "application",
+        application.id,
+        {
+            "tracking_number": application.tracking_number,
+            "applicant_kind": application.applicant_kind,
+        },
+    )
+    notify.enqueue(
+        session,
+        subject_type="application",
+        subject_id=application.id,
+        recipient=application.mobile,
+        template="application_created",
+        params={
+            "tracking_number": application.tracking_number,
+            "url": tracking_url(deps.settings, application),
+        },
+        locale=locale,
+    )
+    return application, token
+
+
+def tracking_url(settings: Settings, application: Application) -> str:
+    return f"{settings.base_url}/apply/track/{application.tracking_number}"
+
+
+def current_input(
+    session: Session, deps: OnboardingDeps, application: Application
+) -> ApplicationIn:
+    """The stored application as input data (decrypting what was encrypted)."""
+    return ApplicationIn(
+        applicant_kind=ApplicantKind(application.applicant_kind),
+        legal_name=application.legal_name,
+        id_number=deps.vault.decrypt(application.id_number_enc, context=ID_NUMBER_CONTEXT),
+        mobile=application.mobile,
+        business_name=application.business_name,
+        uscc=application.uscc,
+        licence_expiry=application.licence_expiry,
+        licence_long_term=application.licence_expiry is None
+        and ApplicantKind(application.applicant_kind).needs_licence,
+        established_on=application.established_on,
+        mcc=application.mcc,
+        address=AddressIn(
+            province=application.province,
+            city=application.city,
+            district=application.district,
+            detail=application.address_detail,
+            region_code=application.region_code,
+        ),
+        settlement_account={
+            "bank_name": application.bank_name,
+            "account_name": application.account_name,
+            "account_number": deps.vault.decrypt(
+                application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+            ),
+        },
+        expected_monthly_volume_fen=application.expected_monthly_volume_fen,
+        terminals=[
+            {"model_code": t.model_code, "count": t.count}
+            for t in repository.terminal_lines(session, application.id)
+        ],
+    )
+
+
+def update_application(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    patch: ApplicationPatch,
+    *,
+    now: dt.datetime,
+) -> Application:
+    """The applicant corrects their application while it is a draft or needs information."""
+    if not ApplicationStatus(application.status).applicant_may_edit:
+        raise Conflict(
+            N_(
+                "The application can be changed only while it is a draft or more information was requested."
+            ),
+            code="not_editable",
+        )
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        return application
+    merged = current_input(session, deps, application).model_dump()
+    if "address" in changes and "region_code" not in (
+        patch.address.model_fields_set if patch.address else set()
+    ):
+        changes["address"]["region_code"] = None
+    if changes.get("licence_expiry") is not None:
+        merged["licence_long_term"] = False
+    merged.update(changes)
+    data = ApplicationIn.model_validate(merged)
+    errors, region_code = validate_fields(session, data, business_date(now))
+    _raise_if(errors)
+    assert region_code is not None
+    _apply_fields(application, data, region_code, deps.vault)
+    if "terminals" in changes:
+        _replace_terminal_lines(session, application, data)
+    application.updated_at = now
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.updated",
+        "application",
+        application.id,
+        {"fields": sorted(changes)},
+    )
+    return application
+
+
+def add_document(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    *,
+    kind: str,
+    file_name: str | None,
+    content: bytes,
+    uploaded_by: Actor,
+    now: dt.datetime,
+) -> Document:
+    errors: list[FieldError] = []
+    try:
+        document_kind = rules.DocumentKind(kind)
+    except ValueError:
+        errors.append(
+            FieldError(
+                "kind",
+                "document.kind_unknown",
+                N_("Unknown document kind {kind}; choose one of: {allowed}."),
+                {"kind": kind[:40], "allowed": ", ".join(k.value for k in rules.DocumentKind)},
+            )
+        )
+    verdict = sniff(content)
+    if isinstance(verdict, Rejection):
+        errors.append(FieldError("file", verdict.code, verdict.message, verdict.params))
+    _raise_if(errors)
+    assert isinstance(verdict, str)
+    if not ApplicationStatus(application.status).applicant_may_edit:
+        raise Conflict(
+            N_(
+                "Documents can be added only while the application is a draft or more information was requested."
+            ),
+            code="not_editable",
+        )
+    if repository.document_count(session, application.id) >= limits.DOCUMENTS_PER_APPLICATION_MAX:
+        raise Conflict(
+            N_("This application already has {limit} documents, the most allowed."),
+            code="too_many_documents",
+            limit=str(limits.DOCUMENTS_PER_APPLICATION_MAX),
+        )
+    digest = deps.store.put(content)
+    document = Document(
+        id=ids.new_id(),
+        application_id=application.id,
+        kind=str(document_kind),
+        content_type=verdict,
+        sha256=digest,
+        size_bytes=len(content),
+        file_name=safe_file_name(file_name),
+        uploaded_at=now,
+        uploaded_by=uploaded_by.id,
+    )
+    session.add(document)
+    application.updated_at = now
+    audit.record(
+        session,
+        uploaded_by,
+        "application.document_added",
+        "application",
+        application.id,
+        {
+            "kind": document.kind,
+            "sha256": digest,
+            "content_type": verdict,
+            "size_bytes": len(content),
+        },
+    )
+    return document
+
+
+def required_documents(application: Application, today: dt.date) -> frozenset[rules.DocumentKind]:
+    return rules.required_documents(application.applicant_kind, application.established_on, today)
+
+
+def missing_documents(
+    session: Session, application: Application, today: dt.date
+) -> list[rules.DocumentKind]:
+    provided = {
+        d.kind
+        for d in repository.documents(session, application.id, limits.DOCUMENTS_PER_APPLICATION_MAX)
+    }
+    return sorted(k for k in required_documents(application, today) if k.value not in provided)
+
+
+def submit(
+    session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
+) -> list[ApplicationCheck]:
+    ensure_transition(application.status, ApplicationStatus.SUBMITTED)
+    today = business_date(now)
+    missing = missing_documents(session, application, today)
+    if missing:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    f"documents.{kind.value}",
+                    "documents.missing",
+                    N_("Please upload: {label}."),
+                    {"label": rules.DOCUMENT_LABELS[kind]},
+                )
+                for kind in missing
+            ]
+        )
+    application.status = str(ApplicationStatus.SUBMITTED)
+    application.submitted_at = now
+    application.updated_at = now
+    application.sla_start_date = today
+    application.sla_paused_working_days = 0
+    _update_deadlines(deps.settings, application)
+    record_event(
+        session,
+        application,
+        EventKind.SUBMITTED,
+        applicant_actor(application),
+        visible=True,
+        now=now,
+    )
+    checks = run_checks(session, deps, application, now=now)
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.submitted",
+        "application",
+        application.id,
+        {
+            "check_run": application.check_run,
+            "failed": [c.code for c in checks if c.status == CheckStatus.FAIL],
+        },
+    )
+    notify.enqueue(
+        session,
+        subject_type="application",
+        subject_id=application.id,
+        recipient=application.mobile,
+        template="application_submitted",
+        params={
+            "tracking_number": application.tracking_number,
+            "target_days": str(deps.settings.review_sla_target_working_days),
+            "target_date": str(application.sla_target_date),
+        },
+        locale=application.locale,
+    )
+    return checks
+
+
+def _update_deadlines(settings: Settings, application: Application) -> None:
+    assert application.sla_start_date is not None
+    application.sla_target_date, application.sla_breach_date = sla.deadlines(
+        application.sla_start_date,
+        application.sla_paused_working_days,
+        settings.review_sla_target_working_days,
+        settings.review_sla_breach_working_days,
+    )
+
+
+def answer_request(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    message: str,
+    *,
+    now: dt.datetime,
+) -> None:
+    """The applicant answers a request for information; the review clock resumes."""
+    ensure_transition(application.status, ApplicationStatus.UNDER_REVIEW)
+    if application.status != ApplicationStatus.NEEDS_INFO:
+        raise Conflict(N_("No information was requested from you."), code="no_request")
+    today = business_date(now)
+    missing = missing_documents(session, application, today)
+    if missing:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    f"documents.{kind.value}",
+                    "documents.missing",
+                    N_("Please upload: {label}."),
+                    {"label": rules.DOCUMENT_LABELS[kind]},
+                )
+                for kind in missing
+            ]
+        )
+    if application.info_requested_at is not None:
+        application.sla_paused_working_days += working_days_between(
+            business_date(application.info_requested_at), today
+        )
+    application.info_requested_at = None
+    _update_deadlines(deps.settings, application)
+    application.status = str(ApplicationStatus.UNDER_REVIEW)
+    application.updated_at = now
+    record_event(
+        session,
+        application,
+        EventKind.APPLICANT_ANSWERED,
+        applicant_actor(application),
+        body=message,
+        visible=True,
+        now=now,
+    )
+    run_checks(session, deps, application, now=now)
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.answered",
+        "application",
+        application.id,
+        {"paused_working_days": application.sla_paused_working_days},
+    )
+
+
+# --- Automated checks -------------------------------------------------------------
+
+
+def run_checks(
+    session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
+) -> list[ApplicationCheck]:
+    """Run every automated check as a new run; the reviewer sees the latest run.
+
+    Checks inform the reviewer and never change the application's state.
+    """
+    today = business_date(now)
+    id_number = deps.vault.decrypt(application.id_number_enc, context=ID_NUMBER_CONTEXT)
+    account_number = deps.vault.decrypt(
+        application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+    )
+    results: list[tuple[str, CheckStatus, str | None, dict[str, str]]] = []
+
+    def rule(code: str, violation: rules.RuleViolation | None) -> None:
+        if violation is None:
+            results.append((code, CheckStatus.PASS, "ok", {}))
+        else:
+            results.append((code, CheckStatus.FAIL, violation.code, _violation(violation).params))
+
+    rule("resident_id", rules.check_resident_id(id_number, today))
+    kind = ApplicantKind(application.applicant_kind)
+    if application.uscc:
+        rule("uscc", rules.check_uscc(application.uscc))
+    elif kind.needs_licence:
+        results.append(("uscc", CheckStatus.FAIL, "uscc.required", {}))
+    if kind.needs_licence:
+        expiry = application.licence_expiry
+        violation = rules.check_licence_expiry(expiry, today)
+        if violation is not None:
+            rule("licence", violation)
+        elif expiry is None:
+            results.append(("licence", CheckStatus.PASS, "licence.long_term", {}))
+        elif (expiry - today).days <= LICENCE_EXPIRY_WARNING_DAYS:
+            results.append(
+                (
+                    "licence",
+                    CheckStatus.WARN,
+                    "licence.expiring",
+                    {"expiry": str(expiry), "days": str(LICENCE_EXPIRY_WARNING_DAYS)},
+                )
+            )
+        else:
+            results.append(("licence", CheckStatus.PASS, "ok", {}))
+    rule("mobile", rules.check_mobile(application.mobile))
+    rule("account_number", rules.check_account_number(account_number))
+    rule(
+        "account_name",
+        rules.check_account_name(
+            application.account_name, application.legal_name, application.business_name
+        ),
+    )
+    results.append(_duplicates_check(session, application))
+    results.append(_blacklist_check(session, deps.vault, application, account_number))
+    total = sum(line.count for line in repository.terminal_lines(session, application.id))
+    rule(
+        "terminal_count",
+        rules.check_terminal_count(
+            application.applicant_kind, total, deps.settings.terminals_per_applicant_max
+        ),
+    )
+    info = rules.mcc_info(application.mcc)
+    if info is None:
+        results.append(("mcc_risk", CheckStatus.FAIL, "mcc.unknown", {"mcc": application.mcc}))
+    else:
+        status = (
+            CheckStatus.WARN if info.risk_class == rules.MccRiskClass.HIGH else CheckStatus.PASS
+        )
+        results.append(
+            (
+                "mcc_risk",
+                status,
+                f"mcc_risk.{info.risk_class.value}",
+                {"mcc": info.code, "description": info.description},
+            )
+        )
+    missing = missing_documents(session, application, today)
+    if missing:
+        results.append(
+            (
+                "documents",
+                CheckStatus.FAIL,
+                "documents.missing",
+                {"kinds": ", ".join(m.value for m in missing)},
+            )
+        )
+    else:
+        results.append(("documents", CheckStatus.PASS, "ok", {}))
+    results.append(
+        _verification(
+            "real_name", lambda: deps.verifier.verify_identity(application.legal_name, id_number)
+        )
+    )
+    results.append(
+        _verification(
+            "bank_card_four",
+            lambda: deps.verifier.verify_bank_card(
+                application.account_name, id_number, account_number, application.mobile
+            ),
+        )
+    )
+    application.check_run += 1
+    rows = [
+        ApplicationCheck(
+            application_id=application.id,
+            run=application.check_run,
+            code=code,
+            status=str(status),
+            detail_code=detail,
+            params=params,
+            checked_at=now,
+        )
+        for code, status, detail, params in results
+    ]
+    session.add_all(rows)
+    return rows
+
+
+def _verification(code: str, call: object) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
+    assert callable(call)
+    try:
+        result: VerificationResult = call()
+    except ProviderUnavailable:
+        return code, CheckStatus.PENDING, "verification.unavailable", {}
+    params = {"provider": result.provider, "reference": result.reference}
+    if result.outcome == VerificationOutcome.MATCH:
+        return code, CheckStatus.PASS, "verification.match", params
+    return code, CheckStatus.FAIL, "verification.mismatch", params
+
+
+def _duplicates_check(
+    session: Session, application: Application
+) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
+    others = repository.open_duplicates(
+        session,
+        exclude_id=application.id,
+        id_number_token=application.id_number_token,
+        uscc=application.uscc,
+    )
+    if others:
+        return (
+            "duplicates",
+            CheckStatus.FAIL,
+            "duplicates.application",
+            {"tracking_number": others[0].tracking_number},
+        )
+    merchants = repository.active_merchants_matching(
+        session, id_number_token=application.id_number_token, uscc=application.uscc
+    )
+    if merchants:
+        # An existing merchant may legitimately apply for more terminals, so this is a
+        # warning for the reviewer rather than a failure.
+        return "duplicates", CheckStatus.WARN, "duplicates.merchant", {"mid": merchants[0].mid}
+    return "duplicates", CheckStatus.PASS, "ok", {}
+
+
+def _blacklist_check(
+    session: Session, vault: KeyVault, application: Application, account_number: str
+) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
+    tokens = [
+        (str(BlacklistKind.ID_NUMBER), application.id_number_token),
+        (str(BlacklistKind.ACCOUNT_NUMBER), application.account_number_token),
+        (
+            str(BlacklistKind.MOBILE),
+            vault.token(application.mobile, purpose=TOKEN_PURPOSE[BlacklistKind.MOBILE]),
+        ),
+    ]
+    if application.uscc:
+        tokens.append(
+            (
+                str(BlacklistKind.USCC),
+                vault.token(application.uscc, purpose=TOKEN_PURPOSE[BlacklistKind.USCC]),
+            )
+        )
+    hits = repository.blacklist_hits(session, tokens)
+    if not hits:
+        return "blacklist", CheckStatus.PASS, "ok", {}
+    return (
+        "blacklist",
+        CheckStatus.FAIL,
+        "blacklist.hit",
+        {
+            "kinds": ", ".join(sorted({h.kind for h in hits})),
+            "reasons": "; ".join(h.reason for h in hits[:3]),
+        },
+    )
+
+
+# --- Review -------------------------------------------------------------------------
+
+
+def record_event(
+    session: Session,
+    application: Application,
+    kind: EventKind,
+    actor: Actor,
+    *,
+    now: dt.datetime,
+    body: str = "",
+    data: dict[str, object] | None = None,
+    visible: bool = False,
+) -> ApplicationEvent:
+    event = ApplicationEvent(
+        application_id=application.id,
+        kind=str(kind),
+        author_kind=str(actor.kind),
+        author_id=actor.id,
+        body=body,
+        data=data or {},
+        visible_to_applicant=visible,
+        created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+def get_for_review(
+    session: Session, application_id: str, *, for_update: bool = False
+) -> Application:
+    application = repository.get(session, application_id, for_update=for_update)
+    if application is None:
+        raise NotFound(N_("No such application."), code="application_not_found")
+    return application
+
+
+def claim(
+    session: Session, application: Application, reviewer: Principal, *, now: dt.datetime
+) -> None:
+    """Take the application into one's own queue (taking over from another reviewer is allowed and audited)."""
+    status = ApplicationStatus(application.status)
+    if status == ApplicationStatus.SUBMITTED:
+        application.status = str(ensure_transition(status, ApplicationStatus.UNDER_REVIEW))
+    elif status not in (ApplicationStatus.UNDER_REVIEW, ApplicationStatus.NEEDS_INFO):
+        raise Conflict(
+            N_("Only submitted applications under review can be claimed (this one is {status})."),
+            code="not_claimable",
+            status=str(status),
+        )
+    previous = application.assigned_reviewer_id
+    application.assigned_reviewer_id = reviewer.user_id
+    application.updated_at = now
+    data: dict[str, object] = (
+        {"previous_reviewer_id": previous} if previous and previous != reviewer.user_id else {}
+    )
+    record_event(session, application, EventKind.CLAIMED, reviewer.actor, data=data, now=now)
+    audit.record(
+        session, reviewer.actor, "application.claimed", "application", application.id, data
+    )
+
+
+def _ensure_assignee(application: Application, reviewer: Principal) -> None:
+    if application.assigned_reviewer_id != reviewer.user_id:
+        raise Forbidden(
+            N_("Claim this application before acting on it: it is not assigned to you."),
+            code="not_assignee",
+        )
+
+
+def add_note(
+    session: Session,
+    application: Application,
+    reviewer: Principal,
+    note: NoteIn,
+    *,
+    now: dt.datetime,
+) -> ApplicationEvent:
+    """Phone confirmation, site survey or a free note on the application's timeline."""
+    if ApplicationStatus(application.status) not in (
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.NEEDS_INFO,
+        ApplicationStatus.SUBMITTED,
+    ):
+        raise Conflict(
+            N_("Notes can be added only while the application is being reviewed."),
+            code="not_in_review",
+        )
+    data: dict[str, object] = {"outcome": note.outcome} if note.outcome else {}
+    event = record_event(
+        session,
+        application,
+        EventKind(note.kind),
+        reviewer.actor,
+        body=note.body,
+        data=data,
+        now=now,
+    )
+    audit.record(
+        session,
+        reviewer.actor,
+        f"application.note.{note.kind}",
+        "application",
+        application.id,
+        data,
+    )
+    return event
+
+
+def request_info(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    reviewer: Principal,
+    message: str,
+    *,
+    now: dt.datetime,
+) -> None:
+    ensure_transition(application.status, ApplicationStatus.NEEDS_INFO)
+    _ensure_assignee(application, reviewer)
+    application.status = str(ApplicationStatus.NEEDS_INFO)
+    application.info_requested_at = now
+    application.updated_at = now
+    record_event(
+        session,
+        application,
+        EventKind.INFO_REQUESTED,
+        reviewer.actor,
+        body=message,
+        visible=True,
+        now=now,
+    )
+    audit.record(
+        session, reviewer.actor, "application.info_requested", "application", application.id, {}
+    )
+    notify.enqueue(
+        session,
+        subject_type="application",
+        subject_id=application.id,
+        recipient=application.mobile,
+        template="info_requested",
+        params={
+            "tracking_number": application.tracking_number,
+            "message": message[:200],
+            "url": tracking_url(deps.settings, application),
+        },
+        locale=application.locale,
+    )
+
+
+def staff_edit(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    reviewer: Principal,
+    edit: StaffEditIn,
+    *,
+    now: dt.datetime,
+) -> list[str]:
+    """A reviewer corrects the application. The editor may no longer approve it (maker-checker)."""
+    if ApplicationStatus(application.status) not in (
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.NEEDS_INFO,
+    ):
+        raise Conflict(
+            N_("Only an application under review can be corrected."), code="not_in_review"
+        )
+    changes = edit.model_dump(exclude_unset=True, exclude={"reason"})
+    if not changes:
+        raise ValidationFailed(
+            [FieldError("reason", "edit.empty", N_("Nothing to change was given."))]
+        )
+    errors: list[FieldError] = []
+    if edit.mcc is not None:
+        violation = rules.check_mcc(edit.mcc)
+        if violation:
+            errors.append(_violation(violation))
+    region_code = _resolve_region(edit.address, errors) if edit.address is not None else None
+    _raise_if(errors)
+    if edit.business_name is not None:
+        application.business_name = edit.business_name
+    if edit.mcc is not None:
+        application.mcc = edit.mcc
+    if edit.address is not None:
+        assert region_code is not None
+        application.province = edit.address.province
+        application.city = edit.address.city
+        application.district = edit.address.district
+        application.address_detail = edit.address.detail
+        application.region_code = region_code
+    if edit.expected_monthly_volume_fen is not None:
+        application.expected_monthly_volume_fen = edit.expected_monthly_volume_fen
+    if edit.bank_name is not None:
+        application.bank_name = edit.bank_name
+    application.updated_at = now
+    if reviewer.user_id not in repository.editor_ids(session, application.id):
+        session.add(
+            ApplicationEditor(application_id=application.id, staff_user_id=reviewer.user_id)
+        )
+    fields = sorted(changes)
+    record_event(
+        session,
+        application,
+        EventKind.EDITED,
+        reviewer.actor,
+        body=edit.reason,
+        data={"fields": fields},
+        now=now,
+    )
+    audit.record(
+        session,
+        reviewer.actor,
+        "application.edited",
+        "application",
+        application.id,
+        {"fields": fields, "reason": edit.reason},
+    )
+    run_checks(session, deps, application, now=now)
+    return fields
+
+
+def approve(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    reviewer: Principal,
+    decision: ApproveIn,
+    *,
+    now: dt.datetime,
+) -> Merchant:
+    ensure_transition(application.status, ApplicationStatus.APPROVED)
+    _ensure_assignee(application, reviewer)
+    if reviewer.user_id in repository.editor_ids(session, application.id):
+        raise Forbidden(
+            N_("You edited this application, so another reviewer must approve it (maker-checker)."),
+            code="maker_checker",
+        )
+    unresolved = [
+        c.code
+        for c in repository.latest_checks(session, application)
+        if c.status in (CheckStatus.FAIL, CheckStatus.PENDING)
+    ]
+    if unresolved and not (decision.note and decision.note.strip()):
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "note",
+                    "note.required_with_open_checks",
+                    N_(
+                        "Checks {checks} failed or are pending: explain in a note why you approve anyway."
+                    ),
+                    {"checks": ", ".join(unresolved)},
+                )
+            ]
+        )
+    merchant = _create_merchant(session, deps, application, now=now)
+    application.status = str(ApplicationStatus.APPROVED)
+    application.decided_at = now
+    application.decided_by_id = reviewer.user_id
+    application.decision_reasons = []
+    application.decision_note = decision.note
+    application.updated_at = now
+    record_event(
+        session,
+        application,
+        EventKind.APPROVED,
+        reviewer.actor,
+        body=decision.note or "",
+        data={"mid": merchant.mid, "overridden_checks": unresolved},
+        visible=True,
+        now=now,
+    )
+    audit.record(
+        session,
+        reviewer.actor,
+        "application.approved",
+        "application",
+        application.id,
+        {"mid": merchant.mid, "overridden_checks": unresolved},
+    )
+    audit.record(
+        session,
+        reviewer.actor,
+        "merchant.created",
+        "merchant",
+        merchant.mid,
+        {"application_id": application.id},
+    )
+    notify.enqueue(
+        session,
+        subject_type="application",
+        subject_id=application.id,
+        recipient=application.mobile,
+        template="application_approved",
+        params={"tracking_number": application.tracking_number, "mid": merchant.mid},
+        locale=application.locale,
+    )
+    return merchant
+
+
+def _create_merchant(
+    session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
+) -> Merchant:
+    area_code = application.region_code[:4]
+    prefix = ids.mid_prefix(deps.settings.acquirer_code, area_code, application.mcc)
+    sequence = take_next(session, MID_SEQUENCE_PREFIX + prefix, maximum=ids.MID_SEQUENCE_MAX)
+    mid = ids.make_mid(deps.settings.acquirer_code, area_code, application.mcc, sequence)
+    account_number = deps.vault.decrypt(
+        application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+    )
+    merchant = Merchant(
+        mid=mid,
+        application_id=application.id,
+        status=str(MerchantStatus.APPROVED),
+        applicant_kind=application.applicant_kind,
+        legal_name=application.legal_name,
+        business_name=application.business_name,
+        id_number_token=application.id_number_token,
+        uscc=application.uscc,
+        mcc=application.mcc,
+        region_code=application.region_code,
+        mobile=application.mobile,
+        bank_name=application.bank_name,
+        account_name=application.account_name,
+        account_number_enc=deps.vault.encrypt(account_number, context=MERCHANT_ACCOUNT_CONTEXT),
+        account_number_masked=application.account_number_masked,
+        created_at=now,
+    )
+    session.add(merchant)
+    session.flush()
+    return merchant
+
+
+def reject(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    reviewer: Principal,
+    decision: RejectIn,
+    *,
+    now: dt.datetime,
+) -> None:
+    ensure_transition(application.status, ApplicationStatus.REJECTED)
+    _ensure_assignee(application, reviewer)
+    errors: list[FieldError] = []
+    for index, reason in enumerate(decision.reasons):
+        if reason not in REJECTION_REASONS:
+            errors.append(
+                FieldError(
+                    f"reasons[{index}]",
+                    "reasons.unknown",
+                    N_("Unknown reason code {reason}; choose from: {allowed}."),
+                    {"reason": reason[:40], "allowed": ", ".join(REJECTION_REASONS)},
+                )
+            )
+    if "other" in decision.reasons and not (decision.note and decision.note.strip()):
+        errors.append(
+            FieldError(
+                "note", "note.required_for_other", N_("Explain the reason 'other' in the note.")
+            )
+        )
+    _raise_if(errors)
+    reasons = list(dict.fromkeys(decision.reasons))
+    application.status = str(ApplicationStatus.REJECTED)
+    application.decided_at = now
+    application.decided_by_id = reviewer.user_id
+    application.decision_reasons = reasons
+    application.decision_note = decision.note
+    application.updated_at = now
+    record_event(
+        session,
+        application,
+        EventKind.REJECTED,
+        reviewer.actor,
+        body=decision.note or "",
+        data={"reasons": reasons},
+        visible=True,
+        now=now,
+    )
+    audit.record(
+        session,
+        reviewer.actor,
+        "application.rejected",
+        "application",
+        application.id,
+        {"reasons": reasons},
+    )
+    notify.enqueue(
+        session,
+        subject_type="application",
+        subject_id=application.id,
+        recipient=application.mobile,
+        template="application_rejected",
+        params={
+            "tracking_number": application.tracking_number,
+            "reasons": "; ".join(REJECTION_REASONS[r] for r in reasons),
+        },
+        locale=application.locale,
+    )
+
+
+def rerun_checks(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    reviewer: Principal,
+    *,
+    now: dt.datetime,
+) -> list[ApplicationCheck]:
+    if ApplicationStatus(application.status) not in (
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.NEEDS_INFO,
+    ):
+        raise Conflict(N_("Checks run only on applications being reviewed."), code="not_in_review")
+    checks = run_checks(session, deps, application, now=now)
+    audit.record(
+        session,
+        reviewer.actor,
+        "application.checks_rerun",
+        "application",
+        application.id,
+        {"check_run": application.check_run},
+    )
+    return checks
+
+
+# --- Blacklist ----------------------------------------------------------------------
+
+
+def _normalise_blacklist_value(
+    kind: BlacklistKind, value: str
+) -> tuple[str, str, FieldError | None]:
+    if kind == BlacklistKind.ID_NUMBER:
+        normalised = rules.normalize_resident_id(value)
+        violation = rules.check_resident_id(normalised, dt.date.max.replace(year=9000))
+        if violation is not None and violation.code != "id_number.minor":
+            return normalised, "", _violation(violation)
+        return normalised, mask_resident_id(normalised), None
+    if kind == BlacklistKind.USCC:
+        normalised = rules.normalize_uscc(value)
+        violation = rules.check_uscc(normalised)
+        return normalised, normalised, _violation(violation) if violation else None
+    if kind == BlacklistKind.MOBILE:
+        violation = rules.check_mobile(value)
+        if violation:
+            return value, "", _violation(violation)
+        normalised = rules.normalize_mobile(value)
+        return normalised, normalised[:3] + "****" + normalised[-4:], None
+    normalised = rules.normalize_account_number(value)
+    violation = rules.check_account_number(normalised)
+    return normalised, mask_tail(normalised), _violation(violation) if violation else None
+
+
+def add_blacklist_entry(
+    session: Session, vault: KeyVault, entry: BlacklistIn, officer: Principal, *, now: dt.datetime
+) -> BlacklistEntry:
+    kind = BlacklistKind(entry.kind)
+    normalised, masked, error = _normalise_blacklist_value(kind, entry.value)
+    if error is not None:
+        raise ValidationFailed([FieldError("value", error.code, error.message, error.params)])
+    row = BlacklistEntry(
+        kind=str(kind),
+        value_token=vault.token(normalised, purpose=TOKEN_PURPOSE[kind]),
+        value_masked=masked,
+        reason=entry.reason,
+        added_by=officer.username,
+        added_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        officer.actor,
+        "blacklist.added",
+        "blacklist_entry",
+        str(row.id),
+        {"kind": str(kind), "value": masked, "reason": entry.reason},
+    )
+    return row
+
+
+def remove_blacklist_entry(
+    session: Session, entry_id: int, officer: Principal, *, now: dt.datetime
+) -> BlacklistEntry:
+    row = repository.blacklist_entry(session, entry_id)
+    if row is None:
+        raise NotFound(N_("No such blacklist entry."), code="blacklist_entry_not_found")
+    if row.removed_at is not None:
+        raise Conflict(N_("This entry was already removed."), code="already_removed")
+    row.removed_at = now
+    row.removed_by = officer.username
+    audit.record(
+        session,
+        officer.actor,
+        "blacklist.removed",
+        "blacklist_entry",
+        str(row.id),
+        {"kind": row.kind, "value": row.value_masked},
+    )
+    return row
+
+
+def terminal_total(session: Session, application_id: str) -> int:
+    return sum(line.count for line in repository.terminal_lines(session, application_id))
+
+
+def sorted_checks(checks: Sequence[ApplicationCheck]) -> list[ApplicationCheck]:
+    order = {CheckStatus.FAIL: 0, CheckStatus.PENDING: 1, CheckStatus.WARN: 2, CheckStatus.PASS: 3}
+    return sorted(checks, key=lambda c: (order[CheckStatus(c.status)], c.id))

@@ -1,0 +1,52 @@
+"""Assembling processes: settings → database → app state; migrations; the worker loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from poshub.core import migrate
+from poshub.core.db import Database, make_engine, utcnow
+from poshub.core.settings import Settings
+from poshub.notify.service import dispatch_pending
+from poshub.onboarding.jobs import flag_sla_breaches
+from poshub.web.state import AppState
+
+log = logging.getLogger(__name__)
+
+WORKER_INTERVAL_SECONDS = 2.0
+
+
+def open_database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(make_engine(settings.effective_database_url))
+
+
+def upgrade(database: Database) -> None:
+    migrate.upgrade(database.engine)
+
+
+def run_jobs_once(state: AppState) -> dict[str, int]:
+    """One pass of every scheduled job, each in its own transaction."""
+    results: dict[str, int] = {}
+    with state.db.unit_of_work() as uow:
+        results["notifications_sent"] = dispatch_pending(uow.session, state.notifier)
+        uow.commit()
+    with state.db.unit_of_work() as uow:
+        results["sla_breaches_flagged"] = flag_sla_breaches(uow.session, now=utcnow())
+        uow.commit()
+    return results
+
+
+def worker_loop(
+    state: AppState, stop: threading.Event, interval_seconds: float = WORKER_INTERVAL_SECONDS
+) -> None:
+    """Run the jobs until ``stop`` is set; a failing pass is logged and retried next time."""
+    while not stop.is_set():
+        try:
+            results = run_jobs_once(state)
+            if any(results.values()):
+                log.info("worker pass: %s", results)
+        except Exception:
+            log.exception("worker pass failed; retrying in %.0f s", interval_seconds)
+        stop.wait(interval_seconds)

@@ -1,0 +1,107 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
+
+from poshub import __version__
+from poshub.core.crypto import KeyVault, load_kek
+from poshub.core.db import Database, UnitOfWork, make_engine
+from poshub.core.i18n import normalise_locale
+from poshub.core.settings import Settings
+from poshub.core.storage import ContentStore
+from poshub.notify.adapters import Notifier, build_notifier
+from poshub.onboarding.service import OnboardingDeps
+from poshub.onboarding.verification import VerificationProvider, build_provider
+from poshub.web import errors
+from poshub.web.api import applications, auth, registry, review
+from poshub.web.deps import PUBLIC, read_uow
+from poshub.web.pages import admin, public
+from poshub.web.security import LANG_COOKIE
+from poshub.web.state import AppState
+from poshub.web.templating import render_error_page
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+}
+
+
+def build_state(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    verifier: VerificationProvider | None = None,
+    notifier: Notifier | None = None,
+) -> AppState:
+    db = database or Database(make_engine(settings.effective_database_url))
+    vault = KeyVault(load_kek(settings))
+    onboarding = OnboardingDeps(
+        settings=settings,
+        vault=vault,
+        store=ContentStore(settings.documents_dir),
+        verifier=verifier or build_provider(settings.verification_provider),
+    )
+    return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))
+
+
+def create_app(state: AppState) -> FastAPI:
+    app = FastAPI(
+        title="PosHub",
+        version=__version__,
+        description="Acquiring platform for POS terminals: onboarding, review, merchants.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.poshub = state
+    errors.install(app, render_error_page)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
+    def healthz(uow: Annotated[UnitOfWork, Depends(read_uow)]) -> dict[str, str]:
+        uow.session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__, "database": state.db.dialect}
+
+    @app.get("/lang/{code}", include_in_schema=False, dependencies=[PUBLIC])
+    def switch_language(code: str, next: str = "/") -> RedirectResponse:
+        locale = normalise_locale(code) or state.settings.default_locale
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax", path="/")
+        return response
+
+    for router in (
+        applications.router,
+        review.router,
+        registry.router,
+        auth.router,
+        public.router,
+        admin.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

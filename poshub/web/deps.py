@@ -1,0 +1,178 @@
+"""FastAPI dependencies: state, units of work, language, and route access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from poshub.core.db import UnitOfWork
+from poshub.core.errors import N_, Forbidden, Unauthorized
+from poshub.core.i18n import Translator, negotiate, normalise_locale
+from poshub.core.roles import Role
+from poshub.onboarding.service import hash_access_token
+from poshub.staff import service as staff_service
+from poshub.staff.service import Principal
+from poshub.web.security import (
+    APPLICANT_COOKIE,
+    LANG_COOKIE,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    RouteAccess,
+    csrf_valid,
+)
+from poshub.web.state import AppState
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.poshub
+    return state
+
+
+def write_uow(request: Request) -> Iterator[UnitOfWork]:
+    """A read-write transaction for this request; the route commits it explicitly."""
+    with app_state(request).db.unit_of_work() as uow:
+        yield uow
+
+
+def read_uow(request: Request) -> Iterator[UnitOfWork]:
+    """A read-only transaction (takes no write lock on SQLite)."""
+    with app_state(request).db.unit_of_work(read_only=True) as uow:
+        yield uow
+
+
+def request_locale(request: Request) -> str:
+    """``?lang=`` first, then the language cookie the switch sets; the API also honours
+    ``Accept-Language``. Pages otherwise default to Simplified Chinese."""
+    cached: str | None = getattr(request.state, "locale", None)
+    if cached:
+        return cached
+    default = app_state(request).settings.default_locale
+    locale = normalise_locale(request.query_params.get("lang")) or normalise_locale(
+        request.cookies.get(LANG_COOKIE)
+    )
+    if locale is None:
+        locale = (
+            negotiate(request.headers.get("accept-language"), default)
+            if is_api(request)
+            else default
+        )
+    request.state.locale = locale
+    return locale
+
+
+def translator(request: Request) -> Translator:
+    return Translator(request_locale(request))
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+CSRF_MESSAGE = N_("The form expired or did not come from PosHub. Reload the page and try again.")
+
+
+async def _require_csrf(request: Request) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    if not await csrf_valid(request, app_state(request).vault.csrf_key):
+        raise Forbidden(CSRF_MESSAGE, code="csrf")
+
+
+@dataclass(frozen=True)
+class ApplicantCredential:
+    """The applicant's access token, hashed; the route matches it to the application."""
+
+    token_hash: str
+    via_cookie: bool
+
+
+class Access:
+    """Route dependency that enforces a :class:`RouteAccess` declaration.
+
+    Every route in the app carries exactly one; a test walks the route table to prove it.
+    """
+
+    def __init__(self, declaration: RouteAccess) -> None:
+        self.declaration = declaration
+
+    async def __call__(self, request: Request) -> Principal | ApplicantCredential | None:
+        audience = self.declaration.audience
+        if audience == "public":
+            # Public pages post forms from the browser: CSRF applies. The public JSON API
+            # holds no ambient authority (no cookie is consulted), so it needs none.
+            if not is_api(request):
+                await _require_csrf(request)
+            return None
+        if audience == "applicant":
+            return await self._applicant(request)
+        return await self._staff(request)
+
+    async def _applicant(self, request: Request) -> ApplicantCredential:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return ApplicantCredential(hash_access_token(token.strip()), via_cookie=False)
+        token = request.headers.get("x-access-token", "").strip()
+        if token:
+            return ApplicantCredential(hash_access_token(token), via_cookie=False)
+        cookie = request.cookies.get(APPLICANT_COOKIE)
+        if cookie:
+            await _require_csrf(request)
+            return ApplicantCredential(hash_access_token(cookie), via_cookie=True)
+        raise Unauthorized(
+            N_("Give the access token of this application."), code="applicant_token_missing"
+        )
+
+    async def _staff(self, request: Request) -> Principal:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise Unauthorized(N_("Please log in."), code="login_required")
+        state = app_state(request)
+        principal = await run_in_threadpool(_resolve, state, token)
+        if principal is None:
+            raise Unauthorized(
+                N_("Your session has expired. Please log in again."), code="session_expired"
+            )
+        if not principal.has_any(self.declaration.roles):
+            raise Forbidden(
+                N_("Your role does not allow this. Allowed roles: {roles}."),
+                code="role_forbidden",
+                roles=", ".join(sorted(self.declaration.roles)),
+            )
+        await _require_csrf(request)
+        request.state.principal = principal
+        return principal
+
+
+def _resolve(state: AppState, token: str) -> Principal | None:
+    with state.db.unit_of_work() as uow:
+        principal = staff_service.resolve_session(
+            uow.session, token, idle_minutes=state.settings.session_idle_minutes
+        )
+        uow.commit()
+        return principal
+
+
+def public() -> Access:
+    return Access(RouteAccess("public"))
+
+
+def applicant() -> Access:
+    return Access(RouteAccess("applicant"))
+
+
+def staff(*roles: Role) -> Access:
+    if not roles:
+        raise ValueError("a staff route must name the roles it admits")
+    return Access(RouteAccess("staff", frozenset(roles)))
+
+
+PUBLIC = Depends(public())
+APPLICANT = Depends(applicant())

@@ -1,0 +1,86 @@
+"""Display labels for codes shown on pages (English msgids, translated in templates)."""
+
+from __future__ import annotations
+
+from poshub.core.errors import N_
+
+TERMINAL_KIND_LABELS = {
+    "traditional": N_("Traditional POS"),
+    "smart": N_("Smart POS"),
+    "mobile": N_("Mobile POS"),
+    "esign": N_("E-signature POS"),
+}
+APPLICATION_STATUS_LABELS = {
+    "draft": N_("Draft"),
+    "submitted": N_("Submitted"),
+    "under_review": N_("Under review"),
+    "needs_info": N_("More information needed"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "withdrawn": N_("Withdrawn"),
+}
+APPLICANT_KIND_LABELS = {
+    "individual": N_("Individual / small merchant"),
+    "individual_business": N_("Individual business (with licence)"),
+    "enterprise": N_("Enterprise"),
+}
+EVENT_LABELS = {
+    "submitted": N_("Submitted for review"),
+    "claimed": N_("Taken into review"),
+    "phone_confirmation": N_("Phone confirmation"),
+    "site_survey": N_("Site survey"),
+    "note": N_("Note"),
+    "info_requested": N_("More information requested"),
+    "applicant_answered": N_("Applicant answered"),
+    "edited": N_("Corrected by reviewer"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "sla_breached": N_("Review deadline breached"),
+}
+CHECK_STATUS_LABELS = {
+    "pass": N_("Pass"),
+    "fail": N_("Fail"),
+    "warn": N_("Attention"),
+    "pending": N_("Pending"),
+}
+SLA_LABELS = {
+    "on_track": N_("On track"),
+    "due_today": N_("Due today"),
+    "overdue": N_("Overdue"),
+    "breached": N_("SLA breached"),
+    "paused": N_("Waiting for applicant"),
+    "stopped": N_("Decided"),
+    "not_started": N_("Not submitted"),
+}
+BLACKLIST_KIND_LABELS = {
+    "id_number": N_("Resident ID number"),
+    "uscc": N_("Unified social credit code"),
+    "account_number": N_("Account number"),
+    "mobile": N_("Mobile number"),
+}
+MERCHANT_STATUS_LABELS = {
+    "approved": N_("Approved"),
+    "contracted": N_("Contracted"),
+    "provisioning": N_("Provisioning"),
+    "live": N_("Live"),
+    "suspended": N_("Suspended"),
+    "closed": N_("Closed"),
+}
+NOTE_OUTCOME_LABELS = {
+    "confirmed": N_("Confirmed"),
+    "not_confirmed": N_("Not confirmed"),
+    "feasible": N_("Feasible"),
+    "not_feasible": N_("Not feasible"),
+}
+
+TEMPLATE_GLOBALS = {
+    "KIND_LABELS": TERMINAL_KIND_LABELS,
+    "STATUS_LABELS": APPLICATION_STATUS_LABELS,
+    "KIND_OF_APPLICANT": APPLICANT_KIND_LABELS,
+    "EVENT_LABELS": EVENT_LABELS,
+    "CHECK_STATUS_LABELS": CHECK_STATUS_LABELS,
+    "SLA_LABELS": SLA_LABELS,
+    "BLACKLIST_KIND_LABELS": BLACKLIST_KIND_LABELS,
+    "MERCHANT_STATUS_LABELS": MERCHANT_STATUS_LABELS,
+    "NOTE_OUTCOME_LABELS": NOTE_OUTCOME_LABELS,
+}

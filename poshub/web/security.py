@@ -1,0 +1,72 @@
+"""Cookies, CSRF tokens and role declarations for routes.
+
+CSRF: every browser gets a random ``poshub_csrf`` cookie; forms and htmx requests send
+``HMAC(csrf_key, cookie)`` back as the ``csrf_token`` field or ``X-CSRF-Token`` header.
+A request authenticated by a cookie (staff session, applicant tracking) or posting a
+public form must carry it on every state-changing method. Requests authenticated by a
+bearer token in a header carry no ambient authority and need none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+from poshub.core.roles import Role
+
+SESSION_COOKIE = "poshub_session"
+CSRF_COOKIE = "poshub_csrf"
+APPLICANT_COOKIE = "poshub_applicant"
+LANG_COOKIE = "poshub_lang"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token_for(key: bytes, cookie_value: str) -> str:
+    return hmac.new(key, cookie_value.encode(), hashlib.sha256).hexdigest()
+
+
+def new_csrf_cookie() -> str:
+    return secrets.token_urlsafe(24)
+
+
+async def submitted_csrf_token(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def csrf_valid(request: Request, key: bytes) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    submitted = await submitted_csrf_token(request)
+    if not cookie or not submitted:
+        return False
+    return hmac.compare_digest(csrf_token_for(key, cookie), submitted)
+
+
+Audience = Literal["public", "applicant", "staff"]
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """The declaration every route carries: who may call it."""
+
+    audience: Audience
+    roles: frozenset[Role] = frozenset()
+
+    def describe(self) -> str:
+        if self.audience != "staff":
+            return self.audience
+        return "staff:" + ",".join(sorted(self.roles))

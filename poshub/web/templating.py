@@ -1,0 +1,78 @@
+"""Server-rendered pages: Jinja2 with the request's translator, CSRF token and user."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from poshub.core.clock import local_time
+from poshub.core.money import format_fen
+from poshub.web.deps import app_state, request_locale, translator
+from poshub.web.labels import TEMPLATE_GLOBALS
+from poshub.web.security import CSRF_COOKIE, csrf_token_for, new_csrf_cookie
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+STATIC_VERSION = "1"
+
+
+def _format_datetime(value: dt.datetime | None) -> str:
+    return local_time(value).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+templates.env.filters["fen"] = format_fen
+templates.env.filters["local"] = _format_datetime
+templates.env.globals.update(TEMPLATE_GLOBALS)
+
+
+def csrf_token(request: Request) -> str:
+    """The token for this browser, creating its CSRF cookie value on first use."""
+    cookie = getattr(request.state, "csrf_cookie", None) or request.cookies.get(CSRF_COOKIE)
+    if not cookie:
+        cookie = new_csrf_cookie()
+        request.state.csrf_cookie = cookie
+        request.state.csrf_cookie_is_new = True
+    return csrf_token_for(app_state(request).vault.csrf_key, cookie)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    t = translator(request)
+    ctx: dict[str, Any] = {
+        "_": t,
+        "locale": request_locale(request),
+        "csrf_token": csrf_token(request),
+        "principal": getattr(request.state, "principal", None),
+        "path": request.url.path,
+        "static_version": STATIC_VERSION,
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    if getattr(request.state, "csrf_cookie_is_new", False):
+        response.set_cookie(
+            CSRF_COOKIE,
+            request.state.csrf_cookie,
+            httponly=True,
+            secure=app_state(request).settings.cookie_secure,
+            samesite="lax",
+            path="/",
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render_error_page(
+    request: Request, status_code: int, message: str, detail: list[dict[str, Any]] | None
+) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {"status_code": status_code, "message": message, "detail": detail or []},
+        status_code,
+    )

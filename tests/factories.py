@@ -1,0 +1,136 @@
+"""Test data: valid fictional identities, application payloads, documents, logins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from fastapi.testclient import TestClient
+from stdnum import luhn
+from stdnum.cn import ric, uscc
+
+from poshub.core.roles import Role
+from poshub.demo import tiny_pdf, tiny_png
+
+STAFF: dict[str, tuple[str, tuple[Role, ...]]] = {
+    "admin": ("Str0ng-Secret-nimda!", (Role.ADMIN,)),
+    "reviewer": ("Str0ng-Secret-reweiver!", (Role.REVIEWER,)),
+    "reviewer2": ("Str0ng-Secret-2reweiver!", (Role.REVIEWER,)),
+    "risk": ("Str0ng-Secret-ksir!", (Role.RISK_OFFICER,)),
+    "ops": ("Str0ng-Secret-spo!", (Role.OPERATIONS,)),
+    "tech": ("Str0ng-Secret-hcet!", (Role.TECHNICIAN,)),
+    "support": ("Str0ng-Secret-troppus!", (Role.SUPPORT_AGENT,)),
+    "auditor": ("Str0ng-Secret-rotidua!", (Role.AUDITOR,)),
+}
+
+_sequence = itertools.count(100)
+
+
+def resident_id(
+    born: dt.date = dt.date(1990, 3, 7), region: str = "340104", sequence: int | None = None
+) -> str:
+    """A checksum-valid resident ID for a fictional person; a fresh sequence each call."""
+    seq = f"{(sequence if sequence is not None else next(_sequence)) % 1000:03d}"
+    body = f"{region}{born:%Y%m%d}{seq}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def credit_code(serial: int | None = None) -> str:
+    body = f"92340104MA2N{(serial if serial is not None else next(_sequence)) % 10000:04d}X"
+    return body + uscc.calc_check_digit(body)
+
+
+def card_number(body: str = "622202123456789012") -> str:
+    return body + luhn.calc_check_digit(body)
+
+
+def wrong_check_digit(number: str) -> str:
+    last = number[-1]
+    replacement = "0" if last != "0" else "1"
+    return number[:-1] + replacement
+
+
+def payload(kind: str = "individual_business", **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "applicant_kind": kind,
+        "legal_name": "陈明",
+        "id_number": resident_id(),
+        "mobile": "13905510001",
+        "business_name": "合肥蜀山明辉便利超市",
+        "uscc": credit_code() if kind != "individual" else None,
+        "licence_expiry": "2030-12-31" if kind != "individual" else None,
+        "established_on": "2018-01-01",
+        "mcc": "5411",
+        "address": {
+            "province": "安徽省",
+            "city": "合肥市",
+            "district": "蜀山区",
+            "detail": "长江西路 100 号",
+        },
+        "settlement_account": {
+            "bank_name": "徽商银行合肥蜀山支行",
+            "account_name": "陈明",
+            "account_number": card_number(),
+        },
+        "expected_monthly_volume_fen": 30_000_000,
+        "terminals": [{"model_code": "SMART-A8", "count": 1}],
+    }
+    for key, value in overrides.items():
+        if value is _DROP:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+_DROP = object()
+DROP = _DROP
+
+PNG = tiny_png()
+PDF = tiny_pdf("scan")
+EXECUTABLE_AS_PDF = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 200
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    kind = overrides.pop("kind", "individual_business")
+    response = client.post("/api/v1/applications", json=payload(kind, **overrides))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def upload_required(client: TestClient, created: dict[str, Any]) -> None:
+    view = client.get(
+        f"/api/v1/applications/{created['id']}", headers=bearer(created["access_token"])
+    ).json()
+    for item in view["required_documents"]:
+        response = client.post(
+            f"/api/v1/applications/{created['id']}/documents",
+            headers=bearer(created["access_token"]),
+            data={"kind": item["kind"]},
+            files={"file": (f"{item['kind']}.png", PNG, "image/png")},
+        )
+        assert response.status_code == 201, response.text
+
+
+def create_and_submit(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    created = create(client, **overrides)
+    upload_required(client, created)
+    response = client.post(
+        f"/api/v1/applications/{created['id']}/submit", headers=bearer(created["access_token"])
+    )
+    assert response.status_code == 200, response.text
+    return created
+
+
+def login(client: TestClient, username: str) -> dict[str, str]:
+    """Log a staff member in on ``client``; return the CSRF header for unsafe requests."""
+    password = STAFF[username][0]
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
