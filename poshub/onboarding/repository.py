@@ -173,7 +173,7 @@ def search(
 
 def status_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Application.status, func.count()).group_by(Application.status))
-    return {str(status): int(count) for status, count in rows.tuples()}
+    return {str(status): int(count) for status, count in rows}
 
 
 def open_duplicates(
