@@ -115,9 +115,15 @@ def notifier() -> MemoryNotifier:
 
 @pytest.fixture
 def state(settings: Settings, database: Database, notifier: MemoryNotifier) -> AppState:
+    state = build_state(settings, database=database, notifier=notifier)
+    seed_reference_data(database)
+    return state
+
+
+def seed_reference_data(database: Database) -> None:
+    """The shipped catalogue and one staff account per role (tests.factories.STAFF)."""
     from poshub.catalog import service as catalog_service
 
-    state = build_state(settings, database=database, notifier=notifier)
     with database.unit_of_work() as uow:
         catalog_service.load(uow.session, catalog_service.default_catalog())
         for username, (password, roles) in STAFF.items():
@@ -130,7 +136,6 @@ def state(settings: Settings, database: Database, notifier: MemoryNotifier) -> A
                 actor=Actor.system("tests"),
             )
         uow.commit()
-    return state
 
 
 @pytest.fixture

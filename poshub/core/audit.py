@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from poshub.core import limits
 from poshub.core.db import Base, utcnow
+from poshub.core.errors import N_
 
 GENESIS_HASH = "0" * 64
 CHAIN_HEAD_ID = 1
@@ -184,11 +185,11 @@ def verify(session: Session) -> tuple[int, VerifyProblem | None]:
     checked = 0
     for entry in _entries(session):
         if entry.seq != expected_seq:
-            return checked, VerifyProblem(expected_seq, "row is missing (deleted)")
+            return checked, VerifyProblem(expected_seq, N_("row is missing (deleted)"))
         if entry.prev_hash != prev_hash:
-            return checked, VerifyProblem(entry.seq, "previous-hash link is broken")
+            return checked, VerifyProblem(entry.seq, N_("previous-hash link is broken"))
         if entry_hash(entry) != entry.hash:
-            return checked, VerifyProblem(entry.seq, "content does not match its hash (edited)")
+            return checked, VerifyProblem(entry.seq, N_("content does not match its hash (edited)"))
         prev_hash = entry.hash
         expected_seq += 1
         checked += 1
@@ -196,7 +197,9 @@ def verify(session: Session) -> tuple[int, VerifyProblem | None]:
     last_seq = head.last_seq if head else 0
     last_hash = head.last_hash if head else GENESIS_HASH
     if last_seq != checked or last_hash != prev_hash:
-        return checked, VerifyProblem(checked + 1, "rows after this point are missing (deleted)")
+        return checked, VerifyProblem(
+            checked + 1, N_("rows after this point are missing (deleted)")
+        )
     return checked, None
 
 

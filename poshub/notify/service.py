@@ -45,7 +45,17 @@ def enqueue(
 
 
 def render(notification: Notification) -> str:
-    return Translator(notification.locale)(TEMPLATES[notification.template], notification.params)
+    """The message in the recipient's language. Parameter values that are message ids
+    (labels, reasons) are translated too; a list is translated item by item and joined."""
+    t = Translator(notification.locale)
+    separator = "、" if t.locale == "zh_CN" else ", "
+    params: dict[str, object] = {}
+    for key, value in notification.params.items():
+        if isinstance(value, list):
+            params[key] = separator.join(t(str(item)) for item in value)
+        else:
+            params[key] = t(str(value))
+    return t(TEMPLATES[notification.template], params)
 
 
 def dispatch_pending(

@@ -13,6 +13,10 @@ TEMPLATES: dict[str, str] = {
         "PosHub: we received application {tracking_number}. Review normally takes up to "
         "{target_days} working days (by {target_date})."
     ),
+    "review_started": N_(
+        "PosHub: a reviewer is now checking application {tracking_number}. We may call you "
+        "to confirm your details."
+    ),
     "info_requested": N_(
         "PosHub: application {tracking_number} needs more information from you: {message} "
         "Reply here: {url}"

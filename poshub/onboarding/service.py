@@ -134,7 +134,7 @@ def validate_fields(
                 FieldError(
                     "licence_expiry",
                     "licence_expiry.required",
-                    N_("Give the licence's expiry date, or mark it as long-term (长期)."),
+                    N_("Give the licence's expiry date, or mark it as long-term."),
                 )
             )
         elif data.licence_expiry is not None and data.licence_long_term:
@@ -287,19 +287,31 @@ def create_application(
             "applicant_kind": application.applicant_kind,
         },
     )
+    _notify_applicant(
+        session,
+        application,
+        "application_created",
+        {
+            "tracking_number": application.tracking_number,
+            "url": tracking_url(deps.settings, application),
+        },
+    )
+    return application, token
+
+
+def _notify_applicant(
+    session: Session, application: Application, template: str, params: dict[str, object]
+) -> None:
+    """Queue a message to the applicant, in the language they applied in."""
     notify.enqueue(
         session,
         subject_type="application",
         subject_id=application.id,
         recipient=application.mobile,
-        template="application_created",
-        params={
-            "tracking_number": application.tracking_number,
-            "url": tracking_url(deps.settings, application),
-        },
-        locale=locale,
+        template=template,
+        params=params,
+        locale=application.locale,
     )
-    return application, token
 
 
 def tracking_url(settings: Settings, application: Application) -> str:
@@ -519,18 +531,15 @@ def submit(
             "failed": [c.code for c in checks if c.status == CheckStatus.FAIL],
         },
     )
-    notify.enqueue(
+    _notify_applicant(
         session,
-        subject_type="application",
-        subject_id=application.id,
-        recipient=application.mobile,
-        template="application_submitted",
-        params={
+        application,
+        "application_submitted",
+        {
             "tracking_number": application.tracking_number,
             "target_days": str(deps.settings.review_sla_target_working_days),
             "target_date": str(application.sla_target_date),
         },
-        locale=application.locale,
     )
     return checks
 
@@ -834,6 +843,9 @@ def claim(
     status = ApplicationStatus(application.status)
     if status == ApplicationStatus.SUBMITTED:
         application.status = str(ensure_transition(status, ApplicationStatus.UNDER_REVIEW))
+        _notify_applicant(
+            session, application, "review_started", {"tracking_number": application.tracking_number}
+        )
     elif status not in (ApplicationStatus.UNDER_REVIEW, ApplicationStatus.NEEDS_INFO):
         raise Conflict(
             N_("Only submitted applications under review can be claimed (this one is {status})."),
@@ -925,18 +937,15 @@ def request_info(
     audit.record(
         session, reviewer.actor, "application.info_requested", "application", application.id, {}
     )
-    notify.enqueue(
+    _notify_applicant(
         session,
-        subject_type="application",
-        subject_id=application.id,
-        recipient=application.mobile,
-        template="info_requested",
-        params={
+        application,
+        "info_requested",
+        {
             "tracking_number": application.tracking_number,
             "message": message[:200],
             "url": tracking_url(deps.settings, application),
         },
-        locale=application.locale,
     )
 
 
@@ -1078,14 +1087,11 @@ def approve(
         merchant.mid,
         {"application_id": application.id},
     )
-    notify.enqueue(
+    _notify_applicant(
         session,
-        subject_type="application",
-        subject_id=application.id,
-        recipient=application.mobile,
-        template="application_approved",
-        params={"tracking_number": application.tracking_number, "mid": merchant.mid},
-        locale=application.locale,
+        application,
+        "application_approved",
+        {"tracking_number": application.tracking_number, "mid": merchant.mid},
     )
     return merchant
 
@@ -1177,17 +1183,14 @@ def reject(
         application.id,
         {"reasons": reasons},
     )
-    notify.enqueue(
+    _notify_applicant(
         session,
-        subject_type="application",
-        subject_id=application.id,
-        recipient=application.mobile,
-        template="application_rejected",
-        params={
+        application,
+        "application_rejected",
+        {
             "tracking_number": application.tracking_number,
-            "reasons": "; ".join(REJECTION_REASONS[r] for r in reasons),
+            "reasons": [REJECTION_REASONS[r] for r in reasons],
         },
-        locale=application.locale,
     )
 
 

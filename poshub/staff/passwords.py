@@ -34,7 +34,7 @@ def password_problems(password: str, username: str) -> list[str]:
     """Message ids of every policy rule the password breaks (empty when acceptable)."""
     problems: list[str] = []
     if len(password) < limits.PASSWORD_LENGTH_MIN:
-        problems.append(N_("The password must have at least 12 characters."))
+        problems.append(N_("The password must have at least {min_length} characters."))
     classes = sum(
         (
             any(c.islower() for c in password),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from poshub.core import audit, limits
 from poshub.core.audit import Actor, ActorKind
+from poshub.core.clock import local_time
 from poshub.core.db import utcnow
 from poshub.core.errors import N_, Conflict, FieldError, Unauthorized, ValidationFailed
 from poshub.core.roles import Role
@@ -64,7 +65,17 @@ def create_user(
     if enforce_policy:
         problems = passwords.password_problems(password, username)
         if problems:
-            raise ValidationFailed([FieldError("password", "password.policy", p) for p in problems])
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "password",
+                        "password.policy",
+                        p,
+                        {"min_length": str(limits.PASSWORD_LENGTH_MIN)},
+                    )
+                    for p in problems
+                ]
+            )
     now = utcnow()
     user = StaffUser(
         username=username,
@@ -91,6 +102,10 @@ def create_user(
     return user
 
 
+def _local(moment: dt.datetime) -> str:
+    return local_time(moment).strftime("%Y-%m-%d %H:%M")
+
+
 INVALID_LOGIN = N_("Wrong user name or password.")
 LOCKED = N_("Too many failed attempts: this account is locked until {until}.")
 
@@ -114,9 +129,7 @@ def login(
         passwords.verify_password(passwords.DUMMY_HASH, password)
         raise Unauthorized(INVALID_LOGIN, code="invalid_login")
     if user.locked_until is not None and user.locked_until > now:
-        raise Unauthorized(
-            LOCKED, code="locked", until=user.locked_until.isoformat(timespec="minutes")
-        )
+        raise Unauthorized(LOCKED, code="locked", until=_local(user.locked_until))
     if not passwords.verify_password(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= limits.LOGIN_FAILURES_BEFORE_LOCKOUT:
@@ -130,9 +143,7 @@ def login(
                 username,
                 {"client_ip": client_ip},
             )
-            raise Unauthorized(
-                LOCKED, code="locked", until=user.locked_until.isoformat(timespec="minutes")
-            )
+            raise Unauthorized(LOCKED, code="locked", until=_local(user.locked_until))
         raise Unauthorized(INVALID_LOGIN, code="invalid_login")
     user.failed_logins = 0
     user.locked_until = None
@@ -163,13 +174,23 @@ def login(
     return LoginResult(principal, token)
 
 
+SESSION_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ResolvedSession:
+    principal: Principal
+    needs_touch: bool
+    """The idle clock should move forward (done at most once a minute, in a write)."""
+
+
 def resolve_session(
     session: Session, token: str, *, idle_minutes: int, now: dt.datetime | None = None
-) -> Principal | None:
+) -> ResolvedSession | None:
     """The principal behind a session cookie, or None if unknown, revoked or expired.
 
-    Sliding idle expiry: ``last_seen_at`` moves forward, but at most once a minute, so
-    that reading pages does not turn every request into a write.
+    Read-only, so that reading pages does not turn every request into a write; the caller
+    calls :func:`touch_session` when ``needs_touch`` says the idle clock is due to move.
     """
     now = now or utcnow()
     row = repository.session_by_hash(session, _hash_token(token))
@@ -180,11 +201,16 @@ def resolve_session(
     user = repository.by_id(session, row.user_id)
     if user is None or not user.active:
         return None
-    if now - row.last_seen_at > dt.timedelta(minutes=1):
-        row.last_seen_at = now
-    return Principal(
+    principal = Principal(
         user.id, user.username, user.display_name, repository.roles_of(session, user.id)
     )
+    return ResolvedSession(principal, needs_touch=now - row.last_seen_at > SESSION_TOUCH_INTERVAL)
+
+
+def touch_session(session: Session, token: str, now: dt.datetime | None = None) -> None:
+    row = repository.session_by_hash(session, _hash_token(token))
+    if row is not None:
+        row.last_seen_at = now or utcnow()
 
 
 def logout(session: Session, token: str, now: dt.datetime | None = None) -> None:

@@ -25,7 +25,7 @@ from poshub.web import errors
 from poshub.web.api import applications, auth, registry, review
 from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.pages import admin, public
-from poshub.web.security import LANG_COOKIE
+from poshub.web.security import LANG_COOKIE, safe_local_path
 from poshub.web.state import AppState
 from poshub.web.templating import render_error_page
 
@@ -107,7 +107,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/lang/{code}", include_in_schema=False, dependencies=[PUBLIC])
     def switch_language(code: str, next: str = "/") -> RedirectResponse:
         locale = normalise_locale(code) or state.settings.default_locale
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        target = safe_local_path(next)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax", path="/")
         return response

@@ -152,12 +152,16 @@ class Access:
 
 
 def _resolve(state: AppState, token: str) -> Principal | None:
-    with state.db.unit_of_work() as uow:
-        principal = staff_service.resolve_session(
-            uow.session, token, idle_minutes=state.settings.session_idle_minutes
-        )
-        uow.commit()
-        return principal
+    idle = state.settings.session_idle_minutes
+    with state.db.unit_of_work(read_only=True) as uow:
+        resolved = staff_service.resolve_session(uow.session, token, idle_minutes=idle)
+    if resolved is None:
+        return None
+    if resolved.needs_touch:
+        with state.db.unit_of_work() as uow:
+            staff_service.touch_session(uow.session, token)
+            uow.commit()
+    return resolved.principal
 
 
 def public() -> Access:

@@ -8,6 +8,7 @@ redirect to the login form.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -85,10 +86,19 @@ def pydantic_errors(errors: list[dict[str, Any]] | Any, t: Translator) -> list[d
     return detail
 
 
+_FIELD_PART = re.compile(r"\[(\d+)\]|[^.\[\]]+")
+
+
+def field_loc(field: str) -> list[str | int]:
+    """``terminals[0].model_code`` → ``["body", "terminals", 0, "model_code"]``: the inverse
+    of :func:`field_path`, so rule errors have the same ``loc`` shape as pydantic's."""
+    return ["body", *(int(m[1]) if m[1] else m[0] for m in _FIELD_PART.finditer(field))]
+
+
 def field_errors(errors: list[FieldError], t: Translator) -> list[dict[str, Any]]:
     return [
         {
-            "loc": ["body", *error.field.split(".")],
+            "loc": field_loc(error.field),
             "field": error.field,
             "code": error.code,
             "msg": t(error.message, {k: t(v) for k, v in error.params.items()}),

@@ -28,6 +28,23 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def safe_local_path(target: str | None, default: str = "/", *, prefix: str = "/") -> str:
+    """A redirect target only if it is a path on this site under ``prefix``.
+
+    Refuses scheme-relative ``//host`` and ``/\\host`` (browsers treat a backslash as a
+    slash), absolute URLs and control characters, which all lead off-site.
+    """
+    if (
+        not target
+        or not target.startswith(prefix)
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
+        return default
+    return target
+
+
 def csrf_token_for(key: bytes, cookie_value: str) -> str:
     return hmac.new(key, cookie_value.encode(), hashlib.sha256).hexdigest()
 

@@ -103,4 +103,4 @@ def test_create_upload_submit_needs_info_answer_approve(
     texts = [text for _, _, text in notifier.sent]
     assert any(created["tracking_number"] in t and merchant["mid"] in t for t in texts)
     assert any("clearer photo" in t for t in texts)
-    assert len(texts) == 4  # created, submitted, info requested, approved
+    assert len(texts) == 5  # created, submitted, review started, info requested, approved

@@ -22,7 +22,7 @@ def test_language_switch_sets_a_cookie_and_refuses_open_redirects(client: TestCl
     assert response.status_code == 303
     assert response.headers["location"] == "/apply"
     assert "poshub_lang=en" in response.headers["set-cookie"]
-    for evil in ("https://evil.example/", "//evil.example/"):
+    for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example/", "/\tx"):
         response = client.get("/lang/en", params={"next": evil}, follow_redirects=False)
         assert response.headers["location"] == "/"
 

@@ -42,6 +42,7 @@ from poshub.web.deps import (
     ApplicantCredential,
     app_state,
     applicant,
+    read_uow,
     translator,
     write_uow,
 )
@@ -84,7 +85,7 @@ def create(
 @router.get("/{application_id}")
 def read(
     application_id: str,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    uow: Annotated[UnitOfWork, Depends(read_uow)],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
     t: Annotated[Translator, Depends(translator)],
 ) -> ApplicationOut:
@@ -173,7 +174,7 @@ def download_document(
     application_id: str,
     document_id: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    uow: Annotated[UnitOfWork, Depends(read_uow)],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
 ) -> Response:
     application = _own(uow, application_id, credential)

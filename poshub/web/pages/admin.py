@@ -31,7 +31,7 @@ from poshub.web.roles import (
     REVIEW_READ,
     REVIEW_WRITE,
 )
-from poshub.web.security import SESSION_COOKIE
+from poshub.web.security import SESSION_COOKIE, safe_local_path
 from poshub.web.sessions import open_browser_session
 from poshub.web.templating import render
 from poshub.web.views import check_label, queue_view, review_view
@@ -47,11 +47,7 @@ Reviewer = Annotated[Principal, Depends(staff(*REVIEW_WRITE))]
 
 
 def _safe_next(target: str | None) -> str:
-    return (
-        target
-        if target and target.startswith("/admin") and not target.startswith("//")
-        else "/admin"
-    )
+    return safe_local_path(target, "/admin", prefix="/admin")
 
 
 @router.get("/login", dependencies=[PUBLIC])
