@@ -78,6 +78,22 @@ def document(session: Session, application_id: str, document_id: str) -> Documen
     ).scalar_one_or_none()
 
 
+def document_kinds(session: Session, application_id: str) -> set[str]:
+    rows = session.execute(
+        select(Document.kind).where(Document.application_id == application_id).distinct()
+    ).scalars()
+    return set(rows)
+
+
+def terminal_total(session: Session, application_id: str) -> int:
+    total = session.execute(
+        select(func.coalesce(func.sum(TerminalRequest.count), 0)).where(
+            TerminalRequest.application_id == application_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
 def document_count(session: Session, application_id: str) -> int:
     return session.execute(
         select(func.count()).select_from(Document).where(Document.application_id == application_id)
@@ -176,42 +192,40 @@ def status_counts(session: Session) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def open_duplicates(
-    session: Session, *, exclude_id: str, id_number_token: str, uscc: str | None
-) -> Sequence[Application]:
+def open_duplicate_tracking_numbers(
+    session: Session, *, exclude_id: str, id_number_token: str, uscc: str | None, limit: int = 10
+) -> list[str]:
+    """Tracking numbers of other open applications with the same ID number or credit code."""
     conditions = [Application.id_number_token == id_number_token]
     if uscc:
         conditions.append(Application.uscc == uscc)
-    return (
-        session.execute(
-            select(Application)
-            .where(
-                Application.id != exclude_id,
-                Application.status.in_([str(s) for s in OPEN_STATUSES]),
-                or_(*conditions),
-            )
-            .limit(10)
+    rows = session.execute(
+        select(Application.tracking_number)
+        .where(
+            Application.id != exclude_id,
+            Application.status.in_([str(s) for s in OPEN_STATUSES]),
+            or_(*conditions),
         )
-        .scalars()
-        .all()
-    )
+        .order_by(Application.created_at)
+        .limit(limit)
+    ).scalars()
+    return list(rows)
 
 
-def active_merchants_matching(
-    session: Session, *, id_number_token: str, uscc: str | None
-) -> Sequence[Merchant]:
+def active_merchant_mids(
+    session: Session, *, id_number_token: str, uscc: str | None, limit: int = 10
+) -> list[str]:
+    """MIDs of merchants, not closed, with the same ID number or credit code."""
     conditions = [Merchant.id_number_token == id_number_token]
     if uscc:
         conditions.append(Merchant.uscc == uscc)
-    return (
-        session.execute(
-            select(Merchant)
-            .where(Merchant.status != str(MerchantStatus.CLOSED), or_(*conditions))
-            .limit(10)
-        )
-        .scalars()
-        .all()
-    )
+    rows = session.execute(
+        select(Merchant.mid)
+        .where(Merchant.status != str(MerchantStatus.CLOSED), or_(*conditions))
+        .order_by(Merchant.id)
+        .limit(limit)
+    ).scalars()
+    return list(rows)
 
 
 def blacklist_hits(session: Session, tokens: Sequence[tuple[str, str]]) -> Sequence[BlacklistEntry]:

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from poshub.catalog import repository as catalog_repository
@@ -480,16 +481,13 @@ def required_documents(application: Application, today: dt.date) -> frozenset[ru
 def missing_documents(
     session: Session, application: Application, today: dt.date
 ) -> list[rules.DocumentKind]:
-    provided = {
-        d.kind
-        for d in repository.documents(session, application.id, limits.DOCUMENTS_PER_APPLICATION_MAX)
-    }
+    provided = repository.document_kinds(session, application.id)
     return sorted(k for k in required_documents(application, today) if k.value not in provided)
 
 
 def submit(
     session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
-) -> list[ApplicationCheck]:
+) -> list[CheckResult]:
     ensure_transition(application.status, ApplicationStatus.SUBMITTED)
     today = business_date(now)
     missing = missing_documents(session, application, today)
@@ -519,7 +517,7 @@ def submit(
         visible=True,
         now=now,
     )
-    checks = run_checks(session, deps, application, now=now)
+    checks = run_checks(session, deps, application, now=now, missing=[])
     audit.record(
         session,
         applicant_actor(application),
@@ -611,9 +609,22 @@ def answer_request(
 # --- Automated checks -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    code: str
+    status: CheckStatus
+    detail_code: str | None
+    params: dict[str, str]
+
+
 def run_checks(
-    session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
-) -> list[ApplicationCheck]:
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    *,
+    now: dt.datetime,
+    missing: list[rules.DocumentKind] | None = None,
+) -> list[CheckResult]:
     """Run every automated check as a new run; the reviewer sees the latest run.
 
     Checks inform the reviewer and never change the application's state.
@@ -665,7 +676,7 @@ def run_checks(
     )
     results.append(_duplicates_check(session, application))
     results.append(_blacklist_check(session, deps.vault, application, account_number))
-    total = sum(line.count for line in repository.terminal_lines(session, application.id))
+    total = repository.terminal_total(session, application.id)
     rule(
         "terminal_count",
         rules.check_terminal_count(
@@ -687,7 +698,8 @@ def run_checks(
                 {"mcc": info.code, "description": info.description},
             )
         )
-    missing = missing_documents(session, application, today)
+    if missing is None:
+        missing = missing_documents(session, application, today)
     if missing:
         results.append(
             (
@@ -713,20 +725,24 @@ def run_checks(
         )
     )
     application.check_run += 1
-    rows = [
-        ApplicationCheck(
-            application_id=application.id,
-            run=application.check_run,
-            code=code,
-            status=str(status),
-            detail_code=detail,
-            params=params,
-            checked_at=now,
-        )
-        for code, status, detail, params in results
-    ]
-    session.add_all(rows)
-    return rows
+    # One multi-row INSERT rather than an ORM object per check: checks run on every
+    # submission and answer, and this is the hot path of the onboarding API.
+    session.execute(
+        insert(ApplicationCheck),
+        [
+            {
+                "application_id": application.id,
+                "run": application.check_run,
+                "code": code,
+                "status": str(status),
+                "detail_code": detail,
+                "params": params,
+                "checked_at": now,
+            }
+            for code, status, detail, params in results
+        ],
+    )
+    return [CheckResult(code, status, detail, params) for code, status, detail, params in results]
 
 
 def _verification(code: str, call: object) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
@@ -744,26 +760,27 @@ def _verification(code: str, call: object) -> tuple[str, CheckStatus, str | None
 def _duplicates_check(
     session: Session, application: Application
 ) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
-    others = repository.open_duplicates(
+    others = repository.open_duplicate_tracking_numbers(
         session,
         exclude_id=application.id,
         id_number_token=application.id_number_token,
         uscc=application.uscc,
+        limit=1,
     )
     if others:
         return (
             "duplicates",
             CheckStatus.FAIL,
             "duplicates.application",
-            {"tracking_number": others[0].tracking_number},
+            {"tracking_number": others[0]},
         )
-    merchants = repository.active_merchants_matching(
-        session, id_number_token=application.id_number_token, uscc=application.uscc
+    mids = repository.active_merchant_mids(
+        session, id_number_token=application.id_number_token, uscc=application.uscc, limit=1
     )
-    if merchants:
+    if mids:
         # An existing merchant may legitimately apply for more terminals, so this is a
         # warning for the reviewer rather than a failure.
-        return "duplicates", CheckStatus.WARN, "duplicates.merchant", {"mid": merchants[0].mid}
+        return "duplicates", CheckStatus.WARN, "duplicates.merchant", {"mid": mids[0]}
     return "duplicates", CheckStatus.PASS, "ok", {}
 
 
@@ -1201,7 +1218,7 @@ def rerun_checks(
     reviewer: Principal,
     *,
     now: dt.datetime,
-) -> list[ApplicationCheck]:
+) -> list[CheckResult]:
     if ApplicationStatus(application.status) not in (
         ApplicationStatus.SUBMITTED,
         ApplicationStatus.UNDER_REVIEW,
