@@ -20,6 +20,7 @@ from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
 from poshub.onboarding import repository, service
+from poshub.onboarding.jobs import run_requested_checks
 from poshub.onboarding.models import BlacklistKind
 from poshub.onboarding.rules import DocumentKind, required_documents
 from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
@@ -244,6 +245,7 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
         ),
         now=now(),
     )
+    run_requested_checks(session, deps, now=now())
     service.approve(
         session, deps, approved, reviewer, ApproveIn(note="材料齐全，核验通过。"), now=now()
     )
@@ -400,6 +402,7 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
         RejectIn(reasons=["identity_not_verified"], note="实名认证不一致。"),
         now=now(),
     )
+    run_requested_checks(session, deps, now=now())
     risk = _principal(session, "risk")
     service.add_blacklist_entry(
         session,

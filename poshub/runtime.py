@@ -9,12 +9,13 @@ from poshub.core import migrate
 from poshub.core.db import Database, make_engine, utcnow
 from poshub.core.settings import Settings
 from poshub.notify.service import dispatch_pending
-from poshub.onboarding.jobs import flag_sla_breaches
+from poshub.onboarding.jobs import flag_sla_breaches, run_requested_checks
 from poshub.web.state import AppState
 
 log = logging.getLogger(__name__)
 
-WORKER_INTERVAL_SECONDS = 2.0
+WORKER_INTERVAL_SECONDS = 1.0
+"""Pause between worker passes when a pass found nothing to do."""
 
 
 def open_database(settings: Settings) -> Database:
@@ -30,6 +31,11 @@ def run_jobs_once(state: AppState) -> dict[str, int]:
     """One pass of every scheduled job, each in its own transaction."""
     results: dict[str, int] = {}
     with state.db.unit_of_work() as uow:
+        results["applications_checked"] = run_requested_checks(
+            uow.session, state.onboarding, now=utcnow()
+        )
+        uow.commit()
+    with state.db.unit_of_work() as uow:
         results["notifications_sent"] = dispatch_pending(uow.session, state.notifier)
         uow.commit()
     with state.db.unit_of_work() as uow:
@@ -43,10 +49,14 @@ def worker_loop(
 ) -> None:
     """Run the jobs until ``stop`` is set; a failing pass is logged and retried next time."""
     while not stop.is_set():
+        busy = False
         try:
             results = run_jobs_once(state)
-            if any(results.values()):
+            busy = any(results.values())
+            if busy:
                 log.info("worker pass: %s", results)
         except Exception:
             log.exception("worker pass failed; retrying in %.0f s", interval_seconds)
-        stop.wait(interval_seconds)
+        # A pass that found work goes again at once: the queue may hold more than a batch.
+        if not busy:
+            stop.wait(interval_seconds)

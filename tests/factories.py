@@ -118,13 +118,27 @@ def upload_required(client: TestClient, created: dict[str, Any]) -> None:
         assert response.status_code == 201, response.text
 
 
-def create_and_submit(client: TestClient, **overrides: Any) -> dict[str, Any]:
+def run_worker(client: TestClient) -> dict[str, int]:
+    """One pass of the scheduled jobs (automated checks, notifications, SLA sweep)."""
+    from poshub.runtime import run_jobs_once
+
+    app: Any = client.app
+    return run_jobs_once(app.state.poshub)
+
+
+def create_and_submit(
+    client: TestClient, *, run_checks: bool = True, **overrides: Any
+) -> dict[str, Any]:
+    """Create, upload every required document, submit and (by default) let the worker run
+    the queued checks, as it does within a second in a running system."""
     created = create(client, **overrides)
     upload_required(client, created)
     response = client.post(
         f"/api/v1/applications/{created['id']}/submit", headers=bearer(created["access_token"])
     )
     assert response.status_code == 200, response.text
+    if run_checks:
+        run_worker(client)
     return created
 
 

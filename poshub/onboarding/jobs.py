@@ -10,10 +10,41 @@ from poshub.core import audit
 from poshub.core.audit import Actor
 from poshub.core.clock import business_date
 from poshub.onboarding import repository
-from poshub.onboarding.models import EventKind
-from poshub.onboarding.service import record_event
+from poshub.onboarding.models import CheckStatus, EventKind
+from poshub.onboarding.service import OnboardingDeps, record_event, run_checks
 
 SLA_SWEEP_BATCH_MAX = 500
+CHECK_BATCH_MAX = 200
+"""Check runs done in one worker transaction: one commit for many applications."""
+
+
+def run_requested_checks(
+    session: Session, deps: OnboardingDeps, *, now: dt.datetime, batch_max: int = CHECK_BATCH_MAX
+) -> int:
+    """Run the queued automated checks; return how many applications were checked.
+
+    A provider that does not answer leaves its check ``pending`` (the reviewer can run
+    the checks again); nothing here changes an application's state.
+    """
+    actor = Actor.system("checks")
+    done = 0
+    for application in repository.awaiting_checks(session, batch_max):
+        results = run_checks(session, deps, application, now=now)
+        application.checks_requested_at = None
+        audit.record(
+            session,
+            actor,
+            "application.checks_run",
+            "application",
+            application.id,
+            {
+                "check_run": application.check_run,
+                "failed": [r.code for r in results if r.status == CheckStatus.FAIL],
+                "pending": [r.code for r in results if r.status == CheckStatus.PENDING],
+            },
+        )
+        done += 1
+    return done
 
 
 def flag_sla_breaches(

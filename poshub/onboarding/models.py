@@ -82,6 +82,9 @@ class Application(Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     check_run: Mapped[int] = mapped_column(default=0)
     """Number of the latest automated check run."""
+    checks_requested_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    """Set when a check run is queued (on submit, on an answer); cleared by the worker
+    once it has run them. Checks call outside providers, so they never hold up a request."""
 
 
 class TerminalRequest(Base):

@@ -305,3 +305,19 @@ def unflagged_breaches(session: Session, today: object, limit: int) -> Sequence[
         .scalars()
         .all()
     )
+
+
+def awaiting_checks(session: Session, limit: int) -> Sequence[Application]:
+    """Applications with a queued check run, oldest request first. Rows are locked;
+    on PostgreSQL a second worker skips them instead of waiting."""
+    return (
+        session.execute(
+            select(Application)
+            .where(Application.checks_requested_at.is_not(None))
+            .order_by(Application.checks_requested_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )

@@ -221,6 +221,8 @@ class CheckOut(BaseModel):
 
 class ReviewApplicationOut(ApplicationOut):
     checks: list[CheckOut]
+    checks_running: bool
+    """A check run is queued: ``checks`` are from the previous run (or empty)."""
     assigned_reviewer: str | None
     editors: list[str]
     sla_breach_date: dt.date | None
@@ -244,6 +246,7 @@ class QueueItemOut(BaseModel):
     assigned_reviewer: str | None
     failed_checks: int
     pending_checks: int
+    checks_running: bool
 
 
 class MerchantOut(BaseModel):

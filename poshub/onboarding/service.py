@@ -487,7 +487,8 @@ def missing_documents(
 
 def submit(
     session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
-) -> list[CheckResult]:
+) -> None:
+    """Submit for review: needs every required document; queues the automated checks."""
     ensure_transition(application.status, ApplicationStatus.SUBMITTED)
     today = business_date(now)
     missing = missing_documents(session, application, today)
@@ -517,17 +518,14 @@ def submit(
         visible=True,
         now=now,
     )
-    checks = run_checks(session, deps, application, now=now, missing=[])
+    request_checks(application, now=now)
     audit.record(
         session,
         applicant_actor(application),
         "application.submitted",
         "application",
         application.id,
-        {
-            "check_run": application.check_run,
-            "failed": [c.code for c in checks if c.status == CheckStatus.FAIL],
-        },
+        {"sla_target_date": str(application.sla_target_date)},
     )
     _notify_applicant(
         session,
@@ -539,7 +537,16 @@ def submit(
             "target_date": str(application.sla_target_date),
         },
     )
-    return checks
+
+
+def request_checks(application: Application, *, now: dt.datetime) -> None:
+    """Queue a check run for the worker (``poshub.onboarding.jobs.run_requested_checks``).
+
+    Checks ask outside verification providers, which answer in hundreds of milliseconds
+    or not at all; running them in the worker keeps the applicant's request fast and lets
+    the worker retry and batch them.
+    """
+    application.checks_requested_at = now
 
 
 def _update_deadlines(settings: Settings, application: Application) -> None:
@@ -595,7 +602,7 @@ def answer_request(
         visible=True,
         now=now,
     )
-    run_checks(session, deps, application, now=now)
+    request_checks(application, now=now)
     audit.record(
         session,
         applicant_actor(application),
@@ -1033,7 +1040,7 @@ def staff_edit(
         application.id,
         {"fields": fields, "reason": edit.reason},
     )
-    run_checks(session, deps, application, now=now)
+    request_checks(application, now=now)
     return fields
 
 
@@ -1052,6 +1059,11 @@ def approve(
         raise Forbidden(
             N_("You edited this application, so another reviewer must approve it (maker-checker)."),
             code="maker_checker",
+        )
+    if application.checks_requested_at is not None:
+        raise Conflict(
+            N_("The automated checks are still running; look at their results before approving."),
+            code="checks_running",
         )
     unresolved = [
         c.code
@@ -1226,6 +1238,7 @@ def rerun_checks(
     ):
         raise Conflict(N_("Checks run only on applications being reviewed."), code="not_in_review")
     checks = run_checks(session, deps, application, now=now)
+    application.checks_requested_at = None
     audit.record(
         session,
         reviewer.actor,

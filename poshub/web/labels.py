@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from poshub.core.errors import N_
+from poshub.onboarding.decisions import REJECTION_REASONS
+from poshub.onboarding.rules import DOCUMENT_LABELS
 
 TERMINAL_KIND_LABELS = {
     "traditional": N_("Traditional POS"),
@@ -74,6 +76,8 @@ NOTE_OUTCOME_LABELS = {
 }
 
 TEMPLATE_GLOBALS = {
+    "DOCUMENT_LABELS": {k.value: v for k, v in DOCUMENT_LABELS.items()},
+    "REJECTION_REASONS": REJECTION_REASONS,
     "KIND_LABELS": TERMINAL_KIND_LABELS,
     "STATUS_LABELS": APPLICATION_STATUS_LABELS,
     "KIND_OF_APPLICANT": APPLICANT_KIND_LABELS,

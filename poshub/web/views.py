@@ -153,6 +153,7 @@ def review_view(session: Session, application: Application, t: Translator) -> Re
                 check_view(c, t)
                 for c in sorted_checks(repository.latest_checks(session, application))
             ],
+            "checks_running": application.checks_requested_at is not None,
             "assigned_reviewer": names.get(application.assigned_reviewer_id or -1),
             "editors": sorted(names[i] for i in editor_ids if i in names),
             "sla_breach_date": application.sla_breach_date,
@@ -192,6 +193,7 @@ def queue_view(session: Session, applications: list[Application]) -> list[QueueI
             assigned_reviewer=names.get(a.assigned_reviewer_id or -1),
             failed_checks=counts.get(a.id, {}).get("fail", 0),
             pending_checks=counts.get(a.id, {}).get("pending", 0),
+            checks_running=a.checks_requested_at is not None,
         )
         for a in applications
     ]

@@ -8,7 +8,7 @@ from poshub.core.ids import is_valid_mid
 from poshub.notify.adapters import MemoryNotifier
 from poshub.runtime import run_jobs_once
 from poshub.web.state import AppState
-from tests.factories import PNG, bearer, create, login, upload_required
+from tests.factories import PNG, bearer, create, login, run_worker, upload_required
 
 
 def test_create_upload_submit_needs_info_answer_approve(
@@ -33,6 +33,9 @@ def test_create_upload_submit_needs_info_answer_approve(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "submitted"
     assert response.json()["sla_target_date"]
+
+    # The worker runs the queued checks (real verification providers are slow).
+    assert run_worker(client)["applications_checked"] == 1
 
     csrf = login(client, "reviewer")
     queue = client.get("/api/v1/review/applications").json()
@@ -84,6 +87,7 @@ def test_create_upload_submit_needs_info_answer_approve(
     )
     assert response.status_code == 200
     assert response.json()["status"] == "under_review"
+    assert run_worker(client)["applications_checked"] == 1  # the answer queued a new run
 
     response = client.post(
         f"/api/v1/review/applications/{app_id}/approve", headers=csrf, json={"note": "All good."}

@@ -38,6 +38,7 @@ from tests.factories import (
     login,
     payload,
     resident_id,
+    run_worker,
     upload_required,
     wrong_check_digit,
 )
@@ -525,6 +526,7 @@ def test_whoever_edits_cannot_approve(client: TestClient, state: AppState) -> No
         assert response.status_code == 200
         assert response.json()["assigned_reviewer"] == "reviewer2"
         assert response.json()["editors"] == ["reviewer"]
+        run_worker(client)  # the correction queued a new check run
         response = _review(checker, app_id, "approve", headers=checker_csrf, json={})
         assert response.status_code == 200, response.text
         assert response.json()["business_name"] == "合肥蜀山明辉超市"
@@ -615,6 +617,7 @@ def test_steps_out_of_order_are_refused_naming_the_next_steps(
     upload_required(client, draft)
     submit = f"/api/v1/applications/{draft['id']}/submit"
     assert client.post(submit, headers=token).status_code == 200
+    run_worker(client)
     rows = row_counts(state)
     response = client.post(submit, headers={**token, **EN})
     _assert_conflict(response, "invalid_transition", "allowed next: under_review, withdrawn")
@@ -704,7 +707,8 @@ def test_blacklisted_value_fails_the_check_and_is_not_stored_in_clear(
     assert response.status_code == 201, response.text
     assert clear not in response.text
 
-    created = create_and_submit(client, **applied)
+    overrides: dict[str, Any] = dict(applied)
+    created = create_and_submit(client, **overrides)
     login(client, "reviewer")
     check = _checks(client, created["id"])["blacklist"]
     assert check["status"] == "fail"
@@ -737,3 +741,19 @@ def test_blacklist_refuses_an_invalid_value(client: TestClient, state: AppState)
     error = only_error(response)
     assert (error["field"], error["code"]) == ("value", "id_number.checksum")
     assert row_counts(state) == rows
+
+
+def test_approval_waits_for_the_queued_checks(client: TestClient, state: AppState) -> None:
+    created = create_and_submit(client, run_checks=False)
+    csrf = login(client, "reviewer")
+    assert _review(client, created["id"], "claim", headers=csrf).status_code == 200
+    detail = _review(client, created["id"], headers=csrf).json()
+    assert detail["checks"] == []
+    rows = row_counts(state)
+    response = _review(client, created["id"], "approve", headers={**csrf, **EN}, json={"note": "x"})
+    assert response.status_code == 409
+    assert response.json()["error"] == "checks_running"
+    assert row_counts(state) == rows
+    assert run_worker(client)["applications_checked"] == 1
+    assert run_worker(client)["applications_checked"] == 0
+    assert _review(client, created["id"], "approve", headers=csrf, json={}).status_code == 200
