@@ -1,0 +1,84 @@
+"""The embedded database's settings and its writer queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from poshub.core.db import Database, make_engine, normalise_url
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Database:
+    database = Database(make_engine(f"sqlite:///{tmp_path / 'x.db'}"))
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    return database
+
+
+def test_sqlite_is_durable_and_enforces_foreign_keys(sqlite_db: Database) -> None:
+    with sqlite_db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_concurrent_writers_all_commit(sqlite_db: Database) -> None:
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(40):
+                with sqlite_db.unit_of_work() as uow:
+                    uow.session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": f"{n}-{i}"})
+                    uow.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert time.perf_counter() - started < 20
+    with sqlite_db.unit_of_work(read_only=True) as uow:
+        assert uow.session.execute(text("SELECT count(*) FROM t")).scalar() == 160
+
+
+def test_a_rolled_back_or_failed_writer_does_not_block_the_next(sqlite_db: Database) -> None:
+    with sqlite_db.unit_of_work() as uow:
+        uow.session.execute(text("INSERT INTO t (v) VALUES ('x')"))
+        # no commit: leaving the block rolls back and frees the writer queue
+    with pytest.raises(Exception, match="no such table"), sqlite_db.unit_of_work() as uow:
+        uow.session.execute(text("INSERT INTO missing (v) VALUES ('x')"))
+    done = threading.Event()
+
+    def writer() -> None:
+        with sqlite_db.unit_of_work() as uow:
+            uow.session.execute(text("INSERT INTO t (v) VALUES ('y')"))
+            uow.commit()
+        done.set()
+
+    threading.Thread(target=writer).start()
+    assert done.wait(timeout=10)
+
+
+def test_readers_do_not_wait_for_a_writer(sqlite_db: Database) -> None:
+    with sqlite_db.unit_of_work() as writer:
+        writer.session.execute(text("INSERT INTO t (v) VALUES ('pending')"))
+        with sqlite_db.unit_of_work(read_only=True) as reader:
+            # The reader sees the last committed state, without waiting.
+            assert reader.session.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        writer.commit()
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
