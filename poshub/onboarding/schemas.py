@@ -140,6 +140,17 @@ class ApplicationCreated(BaseModel):
     tracking_url: str
 
 
+class ApplicationStatusOut(BaseModel):
+    """Where an application stands, without its details (the answer to submit)."""
+
+    id: str
+    tracking_number: str
+    status: str
+    submitted_at: dt.datetime | None
+    sla_target_date: dt.date | None
+    """Date by which a decision is expected (working days, Asia/Shanghai)."""
+
+
 class AddressOut(BaseModel):
     province: str
     city: str

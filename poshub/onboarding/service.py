@@ -240,11 +240,12 @@ def _apply_fields(
 
 
 def _replace_terminal_lines(
-    session: Session, application: Application, data: ApplicationIn
+    session: Session, application: Application, data: ApplicationIn, *, new: bool = False
 ) -> None:
-    for line in repository.terminal_lines(session, application.id):
-        session.delete(line)
-    session.flush()
+    if not new:
+        for line in repository.terminal_lines(session, application.id):
+            session.delete(line)
+        session.flush()
     for line_in in data.terminals:
         session.add(
             TerminalRequest(
@@ -276,7 +277,7 @@ def create_application(
     _apply_fields(application, data, region_code, deps.vault)
     session.add(application)
     session.flush()
-    _replace_terminal_lines(session, application, data)
+    _replace_terminal_lines(session, application, data, new=True)
     audit.record(
         session,
         applicant_actor(application),

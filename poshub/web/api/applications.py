@@ -25,6 +25,7 @@ from poshub.onboarding.schemas import (
     ApplicationIn,
     ApplicationOut,
     ApplicationPatch,
+    ApplicationStatusOut,
     DocumentOut,
     MessageIn,
 )
@@ -201,14 +202,19 @@ def submit_application(
     request: Request,
     uow: Annotated[UnitOfWork, Depends(write_uow)],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
-) -> ApplicationOut:
-    """Submit for review: requires every document the applicant kind needs."""
+) -> ApplicationStatusOut:
+    """Submit for review: requires every document the applicant kind needs. The automated
+    checks run in the background; the answer says by when a decision is expected."""
     application = _own(uow, application_id, credential)
     submit(uow.session, app_state(request).onboarding, application, now=utcnow())
-    view = applicant_view(uow.session, application, t)
     uow.commit()
-    return view
+    return ApplicationStatusOut(
+        id=application.id,
+        tracking_number=application.tracking_number,
+        status=application.status,
+        submitted_at=application.submitted_at,
+        sla_target_date=application.sla_target_date,
+    )
 
 
 @router.post("/{application_id}/answer")
