@@ -75,7 +75,19 @@ NOTE_OUTCOME_LABELS = {
     "not_feasible": N_("Not feasible"),
 }
 
+ROLE_LABELS = {
+    "admin": N_("Administrator"),
+    "reviewer": N_("Reviewer"),
+    "risk_officer": N_("Risk officer"),
+    "operations": N_("Operations"),
+    "technician": N_("Technician"),
+    "support_agent": N_("Support agent"),
+    "auditor": N_("Auditor"),
+    "merchant": N_("Merchant"),
+}
+
 TEMPLATE_GLOBALS = {
+    "ROLE_LABELS": ROLE_LABELS,
     "DOCUMENT_LABELS": {k.value: v for k, v in DOCUMENT_LABELS.items()},
     "REJECTION_REASONS": REJECTION_REASONS,
     "KIND_LABELS": TERMINAL_KIND_LABELS,

@@ -18,7 +18,8 @@ from poshub.web.security import CSRF_COOKIE, csrf_token_for, new_csrf_cookie
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-STATIC_VERSION = "1"
+STATIC_VERSION = "2"
+"""Bump when a file under static/ changes, so browsers fetch the new one."""
 
 
 def _format_datetime(value: dt.datetime | None) -> str:
