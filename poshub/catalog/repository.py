@@ -22,15 +22,6 @@ def terminal_model(session: Session, code: str) -> TerminalModel | None:
     ).scalar_one_or_none()
 
 
-def active_model_codes(session: Session, codes: Sequence[str]) -> set[str]:
-    rows = session.execute(
-        select(TerminalModel.code).where(
-            TerminalModel.code.in_(codes), TerminalModel.active.is_(True)
-        )
-    ).scalars()
-    return set(rows)
-
-
 def fee_plans_in_force(session: Session, on: dt.date) -> Sequence[FeePlan]:
     """For each plan code, the newest version whose ``effective_from`` is on or before ``on``."""
     latest = (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -18,6 +20,40 @@ _MODEL_FIELDS = (
     "kind", "manufacturer", "name_zh", "name_en", "description_zh", "description_en", "chip",
     "contactless", "magstripe", "qr_scan", "printer", "multi_currency", "connectivity", "price_fen",
 )  # fmt: skip
+
+
+MODEL_CODES_TTL_SECONDS = 30.0
+"""How stale the cached list of orderable terminal models may be."""
+
+
+class ActiveModelCodes:
+    """The codes of orderable terminal models, re-read at most every 30 seconds.
+
+    Every application checks its terminal lines against the catalogue. Reading the
+    catalogue in the applicant's write transaction would start it early and hold the
+    SQLite write lock through all the validation that follows; the catalogue changes
+    a few times a year, so a short-lived copy is the better trade.
+    """
+
+    def __init__(self, ttl_seconds: float = MODEL_CODES_TTL_SECONDS) -> None:
+        self._ttl_seconds = ttl_seconds
+        self._codes: frozenset[str] | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> frozenset[str]:
+        with self._lock:
+            if self._codes is not None and time.monotonic() - self._read_at < self._ttl_seconds:
+                return self._codes
+        codes = frozenset(m.code for m in repository.terminal_models(session, active_only=True))
+        with self._lock:
+            self._codes, self._read_at = codes, time.monotonic()
+        return codes
+
+    def forget(self) -> None:
+        """Drop the copy (after loading a catalogue in this process)."""
+        with self._lock:
+            self._codes = None
 
 
 def default_catalog() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, select
+from sqlalchemy import BigInteger, Integer, String, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from poshub.core import limits
@@ -118,6 +118,12 @@ class Actor:
         return cls(ActorKind.SYSTEM, job)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    seq: int
+    hash: str
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -125,31 +131,45 @@ def record(
     entity_type: str,
     entity_id: str,
     details: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction."""
+) -> Recorded:
+    """Append one entry in the caller's transaction.
+
+    Written with plain INSERT/UPDATE statements rather than ORM objects: every state
+    change in PosHub writes here, so it sits on every hot path.
+    """
     head = session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == CHAIN_HEAD_ID).with_for_update()
-    ).scalar_one_or_none()
+        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+        .where(AuditChainHead.id == CHAIN_HEAD_ID)
+        .with_for_update()
+    ).one_or_none()
     if head is None:
-        head = AuditChainHead(id=CHAIN_HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(head)
+        session.execute(
+            insert(AuditChainHead).values(id=CHAIN_HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
+        )
+        last_seq, last_hash = 0, GENESIS_HASH
+    else:
+        last_seq, last_hash = head.last_seq, head.last_hash
+    seq = last_seq + 1
     at = utcnow()
-    entry = AuditEntry(
-        seq=head.last_seq + 1,
-        at=at,
-        actor_kind=str(actor.kind),
-        actor_id=actor.id,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        details=details or {},
-        prev_hash=head.last_hash,
+    values: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "actor_kind": str(actor.kind),
+        "actor_id": actor.id,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "details": details or {},
+        "prev_hash": last_hash,
+    }
+    digest = hashlib.sha256(canonical_content(**values)).hexdigest()
+    session.execute(insert(AuditEntry).values(**values, hash=digest))
+    session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == CHAIN_HEAD_ID)
+        .values(last_seq=seq, last_hash=digest)
     )
-    entry.hash = entry_hash(entry)
-    head.last_seq = entry.seq
-    head.last_hash = entry.hash
-    session.add(entry)
-    return entry
+    return Recorded(seq, digest)
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,10 @@ def calendar_covers(d: date) -> bool:
     return _year_covered(d.year)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_working_day(d: date) -> bool:
-    """Whether ``d`` is a working day in mainland China."""
+    """Whether ``d`` is a working day in mainland China (cached: the calendar is fixed
+    once published, and SLA and settlement dates ask about the same days again and again)."""
     if _year_covered(d.year):
         return bool(chinese_calendar.is_workday(d))
     _warn_uncovered(d.year)

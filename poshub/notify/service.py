@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from poshub.core import limits
@@ -25,23 +26,24 @@ def enqueue(
     params: dict[str, Any],
     locale: str,
     channel: str = "sms",
-) -> Notification:
+) -> None:
     if template not in TEMPLATES:
         raise ValueError(f"unknown notification template {template!r}")
-    notification = Notification(
-        subject_type=subject_type,
-        subject_id=subject_id,
-        channel=channel,
-        recipient=recipient,
-        template=template,
-        params=params,
-        locale=locale,
-        status=NotificationStatus.PENDING,
-        attempts=0,
-        created_at=utcnow(),
+    # A plain INSERT: notifications are queued on every state change (hot path).
+    session.execute(
+        insert(Notification).values(
+            subject_type=subject_type,
+            subject_id=subject_id,
+            channel=channel,
+            recipient=recipient,
+            template=template,
+            params=params,
+            locale=locale,
+            status=str(NotificationStatus.PENDING),
+            attempts=0,
+            created_at=utcnow(),
+        )
     )
-    session.add(notification)
-    return notification
 
 
 def render(notification: Notification) -> str:

@@ -14,8 +14,10 @@ from poshub.onboarding.models import CheckStatus, EventKind
 from poshub.onboarding.service import OnboardingDeps, record_event, run_checks
 
 SLA_SWEEP_BATCH_MAX = 500
-CHECK_BATCH_MAX = 200
-"""Check runs done in one worker transaction: one commit for many applications."""
+CHECK_BATCH_MAX = 20
+"""Check runs done in one worker transaction. One commit covers many applications, but
+the transaction holds the SQLite write lock, so a batch stays short (~40 ms) to keep
+web requests' waits short."""
 
 
 def run_requested_checks(

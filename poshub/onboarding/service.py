@@ -7,6 +7,7 @@ notification into the outbox.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from poshub.catalog import repository as catalog_repository
+from poshub.catalog.service import ActiveModelCodes
 from poshub.core import audit, ids, limits, regions
 from poshub.core.audit import Actor, ActorKind
 from poshub.core.calendar import working_days_between
@@ -83,6 +84,8 @@ class OnboardingDeps:
     vault: KeyVault
     store: ContentStore
     verifier: VerificationProvider
+    model_codes: ActiveModelCodes = dataclasses.field(default_factory=ActiveModelCodes)
+    """Orderable terminal models, cached for a few seconds (see ActiveModelCodes)."""
 
 
 def hash_access_token(token: str) -> str:
@@ -105,7 +108,7 @@ def _violation(violation: rules.RuleViolation) -> FieldError:
 
 
 def validate_fields(
-    session: Session, data: ApplicationIn, today: dt.date
+    session: Session, data: ApplicationIn, today: dt.date, model_codes: ActiveModelCodes
 ) -> tuple[list[FieldError], str | None]:
     """Every rule an application's fields must meet; returns errors and the resolved region code."""
     errors: list[FieldError] = []
@@ -161,7 +164,7 @@ def validate_fields(
     add(rules.check_account_number(data.settlement_account.account_number))
     seen: set[str] = set()
     codes = [line.model_code for line in data.terminals]
-    known = catalog_repository.active_model_codes(session, codes)
+    known = model_codes.get(session)
     for index, code in enumerate(codes):
         if code in seen:
             errors.append(
@@ -259,7 +262,7 @@ def create_application(
 ) -> tuple[Application, str]:
     """Validate and store a draft; return it with the applicant's access token (shown once)."""
     today = business_date(now)
-    errors, region_code = validate_fields(session, data, today)
+    errors, region_code = validate_fields(session, data, today, deps.model_codes)
     _raise_if(errors)
     assert region_code is not None
     token = ids.new_access_token()
@@ -386,7 +389,7 @@ def update_application(
         merged["licence_long_term"] = False
     merged.update(changes)
     data = ApplicationIn.model_validate(merged)
-    errors, region_code = validate_fields(session, data, business_date(now))
+    errors, region_code = validate_fields(session, data, business_date(now), deps.model_codes)
     _raise_if(errors)
     assert region_code is not None
     _apply_fields(application, data, region_code, deps.vault)
