@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from poshub.core import migrate
+from poshub.core import limits, migrate
 from poshub.core.db import Database, make_engine, utcnow
 from poshub.core.settings import Settings
 from poshub.notify.service import dispatch_pending
-from poshub.onboarding.jobs import flag_sla_breaches, run_requested_checks
+from poshub.onboarding.jobs import CHECK_BATCH_MAX, flag_sla_breaches, run_requested_checks
 from poshub.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,18 @@ def worker_loop(
 ) -> None:
     """Run the jobs until ``stop`` is set; a failing pass is logged and retried next time."""
     while not stop.is_set():
-        busy = False
+        backlog = False
         try:
             results = run_jobs_once(state)
-            busy = any(results.values())
-            if busy:
+            if any(results.values()):
                 log.info("worker pass: %s", results)
+            backlog = (
+                results["applications_checked"] >= CHECK_BATCH_MAX
+                or results["notifications_sent"] >= limits.NOTIFICATION_DISPATCH_BATCH_MAX
+            )
         except Exception:
             log.exception("worker pass failed; retrying in %.0f s", interval_seconds)
-        # A pass that found work goes again at once: the queue may hold more than a batch.
-        if not busy:
+        # Go again at once only when a job filled its batch (more is waiting); otherwise
+        # let work accumulate, so that each pass's transaction covers many rows.
+        if not backlog:
             stop.wait(interval_seconds)

@@ -9,12 +9,9 @@ production database; the same models and migrations serve both.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -85,45 +82,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class SqliteWriterLock:
-    """Queues SQLite writers in the operating system instead of in SQLite's busy handler.
-
-    SQLite lets one writer in at a time; the others retry in its busy handler, which
-    sleeps 1, 2, 5, 10 … 100 ms between attempts, so under load a waiting writer sleeps
-    long after the lock is free. Here a writer first takes a thread lock (writers of this
-    process) and then an exclusive ``flock`` on a file beside the database (writers of
-    other processes); both wake the next writer the moment the lock is released.
-    SQLite's own lock still guarantees correctness; this only decides who goes next.
-    """
-
-    def __init__(self, database_path: Path | None) -> None:
-        self._thread_lock = threading.Lock()
-        self._path = Path(f"{database_path}.writer-lock") if database_path is not None else None
-        self._file: IO[bytes] | None = None
-
-    def acquire(self) -> None:
-        self._thread_lock.acquire()
-        if self._path is None:
-            return
-        try:
-            if self._file is None:
-                # Opened on first use, like the database itself; kept for the engine's life.
-                self._file = open(self._path, "ab")  # noqa: SIM115
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-        self._thread_lock.release()
-
-
-_HOLDS_WRITER_LOCK = "poshub_holds_writer_lock"
-
-
-def _configure_sqlite(engine: Engine, writer_lock: SqliteWriterLock) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -141,31 +100,8 @@ def _configure_sqlite(engine: Engine, writer_lock: SqliteWriterLock) -> None:
         # transactions never both read and then fail to upgrade (SQLITE_BUSY).
         if connection.get_execution_options().get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
-            return
-        writer_lock.acquire()
-        connection.info[_HOLDS_WRITER_LOCK] = True
-        try:
+        else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            _release(connection)
-            raise
-
-    def _release(connection: Any) -> None:
-        if connection.info.pop(_HOLDS_WRITER_LOCK, False):
-            writer_lock.release()
-
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
-
-    # A connection that leaves use without commit or rollback (closed, invalidated after
-    # an error, returned to the pool) must not keep other writers out. Releasing early is
-    # safe: SQLite's own lock still guarantees one writer at a time.
-    def _release_record(_dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
-        if record.info.pop(_HOLDS_WRITER_LOCK, False):
-            writer_lock.release()
-
-    for name in ("checkin", "invalidate", "soft_invalidate", "close", "detach"):
-        event.listen(engine, name, _release_record)
 
 
 def normalise_url(url: str) -> str:
@@ -186,13 +122,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             pool_size=8,
             max_overflow=8,
         )
-        database = engine.url.database
-        on_disk = (
-            bool(database)
-            and database != ":memory:"
-            and not str(database).startswith("file::memory:")
-        )
-        _configure_sqlite(engine, SqliteWriterLock(Path(str(database)) if on_disk else None))
+        _configure_sqlite(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
