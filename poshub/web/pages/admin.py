@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from poshub.core import audit, limits
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, PosHubError, Unauthorized, ValidationFailed
+from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.core.roles import Role
 from poshub.onboarding import repository, service
@@ -20,6 +21,7 @@ from poshub.onboarding.schemas import ApproveIn, BlacklistIn, NoteIn, RejectIn, 
 from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
+from poshub.web.api.review import document as api_document
 from poshub.web.deps import PUBLIC, app_state, client_ip, read_uow, staff, translator, write_uow
 from poshub.web.errors import field_errors, pydantic_errors
 from poshub.web.roles import (
@@ -250,8 +252,6 @@ def request_info(
 def _message(text: str) -> str:
     text = text.strip()
     if not 2 <= len(text) <= limits.MESSAGE_LENGTH_MAX:
-        from poshub.core.errors import FieldError
-
         raise ValidationFailed(
             [
                 FieldError(
@@ -343,8 +343,6 @@ async def reject(application_id: str, request: Request, principal: Reviewer) -> 
     form = await request.form()
     reasons = [str(r) for r in form.getlist("reasons")]
     note_text = str(form.get("note", "")).strip()
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(_reject, request, application_id, principal, reasons, note_text)
 
 
@@ -375,8 +373,6 @@ def _reject(
 def document(
     application_id: str, document_id: str, request: Request, uow: Read, principal: Reader
 ) -> Response:
-    from poshub.web.api.review import document as api_document
-
     return api_document(application_id, document_id, request, uow, principal)
 
 

@@ -13,8 +13,9 @@ from poshub.catalog import repository as catalog_repository
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, NotFound, PosHubError, ValidationFailed
+from poshub.core.errors import N_, FieldError, NotFound, PosHubError, ValidationFailed
 from poshub.core.i18n import Translator
+from poshub.core.money import yuan_to_fen
 from poshub.onboarding import repository, rules
 from poshub.onboarding.models import Application
 from poshub.onboarding.schemas import ApplicationIn
@@ -42,6 +43,8 @@ from poshub.web.templating import render
 from poshub.web.views import applicant_view
 
 router = APIRouter(include_in_schema=False)
+
+ANSWER_LENGTH = N_("Please write an answer (2 to 4000 characters).")
 
 FORM_FIELDS = (
     "applicant_kind", "legal_name", "id_number", "mobile", "business_name", "uscc",
@@ -95,8 +98,6 @@ def form_to_payload(
             payload.pop(key, None)
     volume = form.get("expected_monthly_volume_yuan", "").strip()
     try:
-        from poshub.core.money import yuan_to_fen
-
         payload["expected_monthly_volume_fen"] = yuan_to_fen(volume) if volume else None
     except ValueError:
         errors["expected_monthly_volume_fen"] = N_(
@@ -342,15 +343,13 @@ def track_answer(
     message = message.strip()
     try:
         if len(message) < 2 or len(message) > limits.MESSAGE_LENGTH_MAX:
-            raise ValidationFailed([])
+            raise ValidationFailed([FieldError("message", "message.length", ANSWER_LENGTH)])
         answer_request(
             uow.session, app_state(request).onboarding, application, message, now=utcnow()
         )
     except PosHubError as exc:
         uow.rollback()
-        errors = _error_messages(exc, t) or [
-            t(N_("Please write an answer (2 to 4000 characters)."))
-        ]
+        errors = _error_messages(exc, t)
         return _tracking_page(
             request,
             uow,
