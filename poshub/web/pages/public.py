@@ -18,7 +18,7 @@ from poshub.core.i18n import Translator
 from poshub.core.money import yuan_to_fen
 from poshub.onboarding import repository, rules
 from poshub.onboarding.models import Application
-from poshub.onboarding.schemas import ApplicationIn
+from poshub.onboarding.schemas import ApplicationIn, ApplicationPatch
 from poshub.onboarding.service import (
     add_document,
     answer_request,
@@ -26,6 +26,7 @@ from poshub.onboarding.service import (
     create_application,
     hash_access_token,
     submit,
+    update_application,
 )
 from poshub.web.api.applications import read_upload
 from poshub.web.deps import (
@@ -44,6 +45,7 @@ from poshub.web.views import applicant_view
 
 router = APIRouter(include_in_schema=False)
 
+ACCOUNT_NUMBER_AGAIN = N_("To change the settlement account, type the full account number again.")
 ANSWER_LENGTH = N_("Please write an answer (2 to 4000 characters).")
 
 FORM_FIELDS = (
@@ -327,6 +329,78 @@ def track_submit(
             exc.status_code,
         )
     uow.commit()
+    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+
+
+EDITABLE_BY_FORM = (
+    "business_name",
+    "mobile",
+    "address_detail",
+    "bank_name",
+    "account_name",
+    "account_number",
+)
+
+
+@router.post("/apply/track/{tracking_number}/edit")
+async def track_edit(
+    tracking_number: str,
+    request: Request,
+    credential: Annotated[ApplicantCredential, Depends(applicant())],
+) -> Response:
+    """The applicant corrects details (draft or when more information was requested)."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")).strip() for k in EDITABLE_BY_FORM}
+    return await run_in_threadpool(_track_edit, request, tracking_number, credential, values)
+
+
+def _track_edit(
+    request: Request, tracking_number: str, credential: ApplicantCredential, values: dict[str, str]
+) -> Response:
+    state = app_state(request)
+    t = translator(request)
+    with state.db.unit_of_work() as uow:
+        application = _own_by_tracking(uow, tracking_number, credential)
+        changes: dict[str, Any] = {}
+        for key in ("business_name", "mobile"):
+            if values[key]:
+                changes[key] = values[key]
+        if values["address_detail"]:
+            changes["address"] = {
+                "province": application.province,
+                "city": application.city,
+                "district": application.district,
+                "detail": values["address_detail"],
+                "region_code": application.region_code,
+            }
+        if any(values[k] for k in ("bank_name", "account_name", "account_number")):
+            if not values["account_number"]:
+                return _tracking_page(request, uow, application, t, [t(ACCOUNT_NUMBER_AGAIN)], 422)
+            changes["settlement_account"] = {
+                "bank_name": values["bank_name"] or application.bank_name,
+                "account_name": values["account_name"] or application.account_name,
+                "account_number": values["account_number"],
+            }
+        try:
+            patch = ApplicationPatch.model_validate(changes)
+            update_application(uow.session, state.onboarding, application, patch, now=utcnow())
+        except ValidationError as exc:
+            uow.rollback()
+            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
+            return _tracking_page(
+                request, uow, _own_by_tracking(uow, tracking_number, credential), t, messages, 422
+            )
+        except PosHubError as exc:
+            uow.rollback()
+            return _tracking_page(
+                request,
+                uow,
+                _own_by_tracking(uow, tracking_number, credential),
+                t,
+                _error_messages(exc, t),
+                exc.status_code,
+            )
+        uow.commit()
     return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
 
 
