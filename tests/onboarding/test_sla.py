@@ -6,9 +6,10 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.orm import Session
 
-from poshub.core.audit import Actor
 from poshub.onboarding import jobs, repository, service, sla
+from poshub.onboarding.models import Application
 from poshub.onboarding.schemas import ApplicationIn
 from poshub.onboarding.service import applicant_actor
 from poshub.staff import repository as staff_repository
@@ -68,27 +69,32 @@ def _reviewer(state: AppState) -> Principal:
         )
 
 
+def _draft_with_documents(session: Session, state: AppState, now: dt.datetime) -> Application:
+    """An individual's draft with every required document, saved at ``now``."""
+    deps = state.onboarding
+    data = ApplicationIn.model_validate(payload("individual", licence_expiry=None, uscc=None))
+    application, _ = service.create_application(session, deps, data, locale="zh_CN", now=now)
+    for kind in ("id_card_front", "id_card_back", "settlement_account_proof", "premises_proof"):
+        service.add_document(
+            session,
+            deps,
+            application,
+            kind=kind,
+            file_name="x.png",
+            content=PNG,
+            uploaded_by=applicant_actor(application),
+            now=now,
+        )
+    return application
+
+
 def test_submitted_on_30_september_is_due_on_the_adjusted_saturday_and_pauses_while_waiting(
     state: AppState,
 ) -> None:
     deps = state.onboarding
     reviewer = _reviewer(state)
     with state.db.unit_of_work() as uow:
-        data = ApplicationIn.model_validate(payload("individual", licence_expiry=None, uscc=None))
-        application, _ = service.create_application(
-            uow.session, deps, data, locale="zh_CN", now=at("2026-09-29")
-        )
-        for kind in ("id_card_front", "id_card_back", "settlement_account_proof", "premises_proof"):
-            service.add_document(
-                uow.session,
-                deps,
-                application,
-                kind=kind,
-                file_name="x.png",
-                content=PNG,
-                uploaded_by=applicant_actor(application),
-                now=at("2026-09-29"),
-            )
+        application = _draft_with_documents(uow.session, state, at("2026-09-29"))
         service.submit(uow.session, deps, application, now=at("2026-09-30", hour=16))
         assert application.sla_start_date == dt.date(2026, 9, 30)
         assert application.sla_target_date == dt.date(2026, 10, 10)
@@ -109,21 +115,7 @@ def test_submitted_on_30_september_is_due_on_the_adjusted_saturday_and_pauses_wh
 def test_worker_flags_a_breach_once(state: AppState) -> None:
     deps = state.onboarding
     with state.db.unit_of_work() as uow:
-        data = ApplicationIn.model_validate(payload("individual", licence_expiry=None, uscc=None))
-        application, _ = service.create_application(
-            uow.session, deps, data, locale="zh_CN", now=at("2026-09-29")
-        )
-        for kind in ("id_card_front", "id_card_back", "settlement_account_proof", "premises_proof"):
-            service.add_document(
-                uow.session,
-                deps,
-                application,
-                kind=kind,
-                file_name="x.png",
-                content=PNG,
-                uploaded_by=Actor.system("test"),
-                now=at("2026-09-29"),
-            )
+        application = _draft_with_documents(uow.session, state, at("2026-09-29"))
         service.submit(uow.session, deps, application, now=at("2026-09-30"))
         uow.commit()
         application_id = application.id

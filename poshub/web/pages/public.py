@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -307,6 +308,32 @@ def _track_upload(
     return RedirectResponse(f"/apply/track/{tracking_number}#documents", status_code=303)
 
 
+def _act(
+    request: Request,
+    uow: UnitOfWork,
+    tracking_number: str,
+    credential: ApplicantCredential,
+    t: Translator,
+    action: Callable[[Application], object],
+) -> Response:
+    """Run one applicant action and go back to the tracking page; on a refusal, show the
+    page again with the reasons and nothing changed."""
+    application = _own_by_tracking(uow, tracking_number, credential)
+    try:
+        action(application)
+    except (PosHubError, ValidationError) as exc:
+        uow.rollback()
+        if isinstance(exc, ValidationError):
+            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
+            status_code = 422
+        else:
+            messages, status_code = _error_messages(exc, t), exc.status_code
+        fresh = _own_by_tracking(uow, tracking_number, credential)
+        return _tracking_page(request, uow, fresh, t, messages, status_code)
+    uow.commit()
+    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+
+
 @router.post("/apply/track/{tracking_number}/submit")
 def track_submit(
     tracking_number: str,
@@ -315,21 +342,15 @@ def track_submit(
     credential: Annotated[ApplicantCredential, Depends(applicant())],
     t: Annotated[Translator, Depends(translator)],
 ) -> Response:
-    application = _own_by_tracking(uow, tracking_number, credential)
-    try:
-        submit(uow.session, app_state(request).onboarding, application, now=utcnow())
-    except PosHubError as exc:
-        uow.rollback()
-        return _tracking_page(
-            request,
-            uow,
-            _own_by_tracking(uow, tracking_number, credential),
-            t,
-            _error_messages(exc, t),
-            exc.status_code,
-        )
-    uow.commit()
-    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+    onboarding = app_state(request).onboarding
+    return _act(
+        request,
+        uow,
+        tracking_number,
+        credential,
+        t,
+        lambda application: submit(uow.session, onboarding, application, now=utcnow()),
+    )
 
 
 EDITABLE_BY_FORM = (
@@ -359,12 +380,9 @@ def _track_edit(
 ) -> Response:
     state = app_state(request)
     t = translator(request)
-    with state.db.unit_of_work() as uow:
-        application = _own_by_tracking(uow, tracking_number, credential)
-        changes: dict[str, Any] = {}
-        for key in ("business_name", "mobile"):
-            if values[key]:
-                changes[key] = values[key]
+
+    def action(application: Application) -> None:
+        changes: dict[str, Any] = {k: values[k] for k in ("business_name", "mobile") if values[k]}
         if values["address_detail"]:
             changes["address"] = {
                 "province": application.province,
@@ -375,33 +393,25 @@ def _track_edit(
             }
         if any(values[k] for k in ("bank_name", "account_name", "account_number")):
             if not values["account_number"]:
-                return _tracking_page(request, uow, application, t, [t(ACCOUNT_NUMBER_AGAIN)], 422)
+                raise ValidationFailed(
+                    [
+                        FieldError(
+                            "settlement_account.account_number",
+                            "account_number.again",
+                            ACCOUNT_NUMBER_AGAIN,
+                        )
+                    ]
+                )
             changes["settlement_account"] = {
                 "bank_name": values["bank_name"] or application.bank_name,
                 "account_name": values["account_name"] or application.account_name,
                 "account_number": values["account_number"],
             }
-        try:
-            patch = ApplicationPatch.model_validate(changes)
-            update_application(uow.session, state.onboarding, application, patch, now=utcnow())
-        except ValidationError as exc:
-            uow.rollback()
-            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
-            return _tracking_page(
-                request, uow, _own_by_tracking(uow, tracking_number, credential), t, messages, 422
-            )
-        except PosHubError as exc:
-            uow.rollback()
-            return _tracking_page(
-                request,
-                uow,
-                _own_by_tracking(uow, tracking_number, credential),
-                t,
-                _error_messages(exc, t),
-                exc.status_code,
-            )
-        uow.commit()
-    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+        patch = ApplicationPatch.model_validate(changes)
+        update_application(uow.session, state.onboarding, application, patch, now=utcnow())
+
+    with state.db.unit_of_work() as uow:
+        return _act(request, uow, tracking_number, credential, t, action)
 
 
 @router.post("/apply/track/{tracking_number}/answer")
@@ -413,27 +423,15 @@ def track_answer(
     t: Annotated[Translator, Depends(translator)],
     message: Annotated[str, Form()] = "",
 ) -> Response:
-    application = _own_by_tracking(uow, tracking_number, credential)
+    onboarding = app_state(request).onboarding
     message = message.strip()
-    try:
+
+    def action(application: Application) -> None:
         if len(message) < 2 or len(message) > limits.MESSAGE_LENGTH_MAX:
             raise ValidationFailed([FieldError("message", "message.length", ANSWER_LENGTH)])
-        answer_request(
-            uow.session, app_state(request).onboarding, application, message, now=utcnow()
-        )
-    except PosHubError as exc:
-        uow.rollback()
-        errors = _error_messages(exc, t)
-        return _tracking_page(
-            request,
-            uow,
-            _own_by_tracking(uow, tracking_number, credential),
-            t,
-            errors,
-            exc.status_code,
-        )
-    uow.commit()
-    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+        answer_request(uow.session, onboarding, application, message, now=utcnow())
+
+    return _act(request, uow, tracking_number, credential, t, action)
 
 
 @router.post("/apply/track/{tracking_number}/logout", dependencies=[PUBLIC])
