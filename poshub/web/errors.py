@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
 from poshub.core.i18n import Translator
-from poshub.web.deps import is_api, translator
+from poshub.web.deps import is_api, request_translator
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ ErrorPage = Callable[[Request, int, str, list[dict[str, Any]] | None], Response]
 def install(app: FastAPI, render_error_page: ErrorPage) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        t = translator(request)
+        t = request_translator(request)
         detail = pydantic_errors(exc.errors(), t)
         if not is_api(request):
             return render_error_page(request, 422, t("Some fields are not valid."), detail)
@@ -130,7 +130,7 @@ def install(app: FastAPI, render_error_page: ErrorPage) -> None:
 
     @app.exception_handler(PosHubError)
     async def _domain(request: Request, exc: PosHubError) -> Response:
-        t = translator(request)
+        t = request_translator(request)
         message = t(exc.message, {k: t(v) for k, v in exc.params.items()})
         detail = field_errors(exc.errors, t) if isinstance(exc, ValidationFailed) else None
         if not is_api(request):
@@ -141,7 +141,7 @@ def install(app: FastAPI, render_error_page: ErrorPage) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        t = translator(request)
+        t = request_translator(request)
         message = t(N_("Not found.")) if exc.status_code == 404 else str(exc.detail)
         if not is_api(request):
             return render_error_page(request, exc.status_code, message, None)

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from poshub.core.clock import local_time
 from poshub.core.money import format_fen
-from poshub.web.deps import app_state, request_locale, translator
+from poshub.web.deps import app_state, request_locale, request_translator
 from poshub.web.labels import TEMPLATE_GLOBALS
 from poshub.web.security import CSRF_COOKIE, csrf_token_for, new_csrf_cookie
 
@@ -44,7 +44,7 @@ def csrf_token(request: Request) -> str:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    t = translator(request)
+    t = request_translator(request)
     ctx: dict[str, Any] = {
         "_": t,
         "locale": request_locale(request),

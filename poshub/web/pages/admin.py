@@ -22,7 +22,16 @@ from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
 from poshub.web.api.review import document as api_document
-from poshub.web.deps import PUBLIC, app_state, client_ip, read_uow, staff, translator, write_uow
+from poshub.web.deps import (
+    PUBLIC,
+    app_state,
+    client_ip,
+    read_uow,
+    request_translator,
+    staff,
+    translator,
+    write_uow,
+)
 from poshub.web.errors import field_errors, pydantic_errors
 from poshub.web.roles import (
     ANY_STAFF,
@@ -350,7 +359,7 @@ def _reject(
     request: Request, application_id: str, principal: Principal, reasons: list[str], note_text: str
 ) -> Response:
     state = app_state(request)
-    t = translator(request)
+    t = request_translator(request)
     with state.db.unit_of_work() as uow:
         return _act(
             request,

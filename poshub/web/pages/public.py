@@ -36,6 +36,7 @@ from poshub.web.deps import (
     app_state,
     applicant,
     read_uow,
+    request_translator,
     translator,
     write_uow,
 )
@@ -121,7 +122,7 @@ async def apply_submit(request: Request) -> Response:
 
 def _apply_submit(request: Request, form: dict[str, str]) -> Response:
     state = app_state(request)
-    t = translator(request)
+    t = request_translator(request)
     with state.db.unit_of_work() as uow:
         catalog = _catalog(uow)
         payload, errors = form_to_payload(form, [m.code for m in catalog["models"]])
@@ -183,7 +184,7 @@ def track_login(
         uow.session, tracking_number, hash_access_token(access_token.strip())
     )
     if application is None:
-        t = translator(request)
+        t = request_translator(request)
         return render(
             request,
             "track_login.html",
@@ -255,7 +256,7 @@ async def track_upload(
     file: Annotated[UploadFile, File()],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
 ) -> Response:
-    t = translator(request)
+    t = request_translator(request)
     try:
         content = await read_upload(file)
     except PosHubError as exc:
@@ -268,7 +269,7 @@ async def track_upload(
 def _page_error(
     request: Request, tracking_number: str, credential: ApplicantCredential, exc: PosHubError
 ) -> Response:
-    t = translator(request)
+    t = request_translator(request)
     with app_state(request).db.unit_of_work(read_only=True) as uow:
         application = _own_by_tracking(uow, tracking_number, credential)
         return _tracking_page(
@@ -379,7 +380,7 @@ def _track_edit(
     request: Request, tracking_number: str, credential: ApplicantCredential, values: dict[str, str]
 ) -> Response:
     state = app_state(request)
-    t = translator(request)
+    t = request_translator(request)
 
     def action(application: Application) -> None:
         changes: dict[str, Any] = {k: values[k] for k in ("business_name", "mobile") if values[k]}
