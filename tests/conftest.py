@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A private schema in the test database, migrated once for the session."""
+@contextmanager
+def migrated_postgres_schema(prefix: str) -> Iterator[str]:
+    """A private, migrated schema in the test database (URL with its search_path); dropped
+    on exit, so tests sharing the database never see each other's rows."""
     assert POSTGRES_URL
-    schema = f"poshub_test_{uuid.uuid4().hex[:10]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     base = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
     admin = make_engine(base.render_as_string(hide_password=False))
     with admin.begin() as connection:
@@ -75,6 +77,13 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private schema in the test database, migrated once for the session."""
+    with migrated_postgres_schema("poshub_test") as url:
+        yield url
 
 
 def _truncate_postgres(database: Database) -> None:

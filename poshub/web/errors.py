@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
@@ -105,6 +106,16 @@ def field_errors(errors: list[FieldError], t: Translator) -> list[dict[str, Any]
         }
         for error in errors
     ]
+
+
+def refusal(exc: PosHubError | ValidationError, t: Translator) -> tuple[list[str], int]:
+    """What a page shows when an action is refused: one translated line per problem, and
+    the status code to answer with."""
+    if isinstance(exc, ValidationError):
+        return [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)], 422
+    if isinstance(exc, ValidationFailed):
+        return [e["msg"] for e in field_errors(exc.errors, t)], exc.status_code
+    return [t(exc.message, {k: t(v) for k, v in exc.params.items()})], exc.status_code
 
 
 def _body(code: str, message: str, detail: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -8,10 +8,10 @@ a fresh client, and a case that changes data works on data of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from poshub.core import migrate
 from poshub.core.db import Database, make_engine
 from poshub.core.roles import Role
 from poshub.core.settings import Mode, Settings
@@ -42,7 +39,12 @@ from poshub.web.security import (
     csrf_token_for,
 )
 from poshub.web.state import AppState
-from tests.conftest import BACKENDS, POSTGRES_URL, TEST_KEK, seed_reference_data
+from tests.conftest import (
+    BACKENDS,
+    TEST_KEK,
+    migrated_postgres_schema,
+    seed_reference_data,
+)
 from tests.factories import PNG, STAFF, bearer, create, create_and_submit, login
 
 # --- The route table ------------------------------------------------------------------
@@ -209,36 +211,24 @@ def _fast_password_checks() -> Iterator[None]:
         yield
 
 
-def _private_postgres_schema() -> tuple[str, str, Database]:
-    """A schema of its own, so per-test truncation elsewhere cannot touch this module's data."""
-    assert POSTGRES_URL
-    schema = f"poshub_rbac_{uuid.uuid4().hex[:10]}"
-    base = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    admin = Database(make_engine(base.render_as_string(hide_password=False)))
-    with admin.engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url, schema, admin
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("rbac")
-    admin: Database | None = None
-    schema = ""
-    if request.param == "sqlite":
-        path = data_dir / "poshub.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        url = f"sqlite:///{path}"
-    else:
-        url, schema, admin = _private_postgres_schema()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            path = data_dir / "poshub.db"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            url = f"sqlite:///{path}"
+        else:
+            # A schema of its own, so per-test truncation elsewhere cannot touch this
+            # module's data.
+            url = stack.enter_context(migrated_postgres_schema("poshub_rbac"))
+        yield from _world(data_dir, url)
+
+
+def _world(data_dir: Path, url: str) -> Iterator[World]:
     database = Database(make_engine(url))
     settings = Settings(mode=Mode.TEST, data_dir=data_dir, kek=TEST_KEK, database_url=url)
     state = build_state(settings, database=database, notifier=MemoryNotifier())
@@ -275,10 +265,6 @@ def world(
         entry_id=entry_id,
     )
     database.dispose()
-    if admin is not None:
-        with admin.engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 _mobiles = iter(range(10_000_000, 99_999_999))

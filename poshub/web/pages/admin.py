@@ -32,7 +32,7 @@ from poshub.web.deps import (
     translator,
     write_uow,
 )
-from poshub.web.errors import field_errors, pydantic_errors
+from poshub.web.errors import refusal
 from poshub.web.roles import (
     ANY_STAFF,
     AUDIT_READ,
@@ -190,15 +190,7 @@ def _act(
         action(application)
     except (PosHubError, ValidationError) as exc:
         uow.rollback()
-        if isinstance(exc, ValidationError):
-            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
-            status_code = 422
-        elif isinstance(exc, ValidationFailed):
-            messages = [e["msg"] for e in field_errors(exc.errors, t)]
-            status_code = 422
-        else:
-            messages = [t(exc.message, {k: t(v) for k, v in exc.params.items()})]
-            status_code = exc.status_code
+        messages, status_code = refusal(exc, t)
         context = _detail_context(uow, application_id, principal, t)
         context["errors"] = messages
         return render(request, "admin/application.html", context, status_code)
@@ -433,12 +425,7 @@ def blacklist_add(
         )
     except (PosHubError, ValidationError) as exc:
         uow.rollback()
-        if isinstance(exc, ValidationError):
-            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
-        elif isinstance(exc, ValidationFailed):
-            messages = [e["msg"] for e in field_errors(exc.errors, t)]
-        else:
-            messages = [t(exc.message, exc.params)]
+        messages, _ = refusal(exc, t)
         return render(
             request,
             "admin/blacklist.html",

@@ -40,7 +40,7 @@ from poshub.web.deps import (
     translator,
     write_uow,
 )
-from poshub.web.errors import field_errors, pydantic_errors
+from poshub.web.errors import field_errors, pydantic_errors, refusal
 from poshub.web.security import APPLICANT_COOKIE
 from poshub.web.templating import render
 from poshub.web.views import applicant_view
@@ -243,9 +243,7 @@ def track(
 
 
 def _error_messages(exc: PosHubError, t: Translator) -> list[str]:
-    if isinstance(exc, ValidationFailed):
-        return [e["msg"] for e in field_errors(exc.errors, t)]
-    return [t(exc.message, {k: t(v) for k, v in exc.params.items()})]
+    return refusal(exc, t)[0]
 
 
 @router.post("/apply/track/{tracking_number}/documents")
@@ -324,11 +322,7 @@ def _act(
         action(application)
     except (PosHubError, ValidationError) as exc:
         uow.rollback()
-        if isinstance(exc, ValidationError):
-            messages = [f"{e['field']}: {e['msg']}" for e in pydantic_errors(exc.errors(), t)]
-            status_code = 422
-        else:
-            messages, status_code = _error_messages(exc, t), exc.status_code
+        messages, status_code = refusal(exc, t)
         fresh = _own_by_tracking(uow, tracking_number, credential)
         return _tracking_page(request, uow, fresh, t, messages, status_code)
     uow.commit()
