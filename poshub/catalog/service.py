@@ -50,11 +50,6 @@ class ActiveModelCodes:
             self._codes, self._read_at = codes, time.monotonic()
         return codes
 
-    def forget(self) -> None:
-        """Drop the copy (after loading a catalogue in this process)."""
-        with self._lock:
-            self._codes = None
-
 
 def default_catalog() -> dict[str, Any]:
     text = resources.files("poshub.catalog").joinpath("data/catalog.json").read_text("utf-8")

@@ -19,18 +19,3 @@ def pending(session: Session, limit: int) -> Sequence[Notification]:
         .scalars()
         .all()
     )
-
-
-def for_subject(
-    session: Session, subject_type: str, subject_id: str, limit: int = 100
-) -> Sequence[Notification]:
-    return (
-        session.execute(
-            select(Notification)
-            .where(Notification.subject_type == subject_type, Notification.subject_id == subject_id)
-            .order_by(Notification.id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )

@@ -1330,10 +1330,6 @@ def remove_blacklist_entry(
     return row
 
 
-def terminal_total(session: Session, application_id: str) -> int:
-    return sum(line.count for line in repository.terminal_lines(session, application_id))
-
-
 def sorted_checks(checks: Sequence[ApplicationCheck]) -> list[ApplicationCheck]:
     order = {CheckStatus.FAIL: 0, CheckStatus.PENDING: 1, CheckStatus.WARN: 2, CheckStatus.PASS: 3}
     return sorted(checks, key=lambda c: (order[CheckStatus(c.status)], c.id))

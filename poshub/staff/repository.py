@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,12 +23,6 @@ def roles_of(session: Session, user_id: int) -> frozenset[str]:
 
 def session_by_hash(session: Session, token_hash: str) -> StaffSession | None:
     return session.get(StaffSession, token_hash)
-
-
-def all_users(session: Session, limit: int) -> Sequence[StaffUser]:
-    return (
-        session.execute(select(StaffUser).order_by(StaffUser.username).limit(limit)).scalars().all()
-    )
 
 
 def names_by_id(session: Session, ids: set[int]) -> dict[int, str]:

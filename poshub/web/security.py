@@ -82,8 +82,3 @@ class RouteAccess:
 
     audience: Audience
     roles: frozenset[Role] = frozenset()
-
-    def describe(self) -> str:
-        if self.audience != "staff":
-            return self.audience
-        return "staff:" + ",".join(sorted(self.roles))
