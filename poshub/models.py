@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from poshub.catalog import models as catalog_models
+from poshub.contracts import models as contract_models
 from poshub.core import audit, sequences
 from poshub.core.db import Base
+from poshub.fieldwork import models as fieldwork_models
 from poshub.notify import models as notify_models
 from poshub.onboarding import models as onboarding_models
 from poshub.staff import models as staff_models
+from poshub.terminals import models as terminal_models
 
 metadata = Base.metadata
 
 __all__ = [
     "audit",
     "catalog_models",
+    "contract_models",
+    "fieldwork_models",
     "metadata",
     "notify_models",
     "onboarding_models",
     "sequences",
     "staff_models",
+    "terminal_models",
 ]

@@ -53,6 +53,10 @@ class KeyVault:
         self._data_key = AESGCM(_derive(kek, "field-encryption/v1"))
         self._token_key = _derive(kek, "lookup-token/v1")
         self.csrf_key = _derive(kek, "csrf/v1")
+        # The key-block protection key (TR-31 KBPK, AES-256) that wraps terminal master
+        # keys: derived from the KEK so that a wrapped key block is useless without the
+        # KEK, and separated from the field-encryption key by its label.
+        self.key_block_key = _derive(kek, "tr31-kbpk/v1")
 
     @property
     def kek(self) -> bytes:

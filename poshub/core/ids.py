@@ -51,3 +51,43 @@ def make_mid(acquirer_code: str, area_code: str, mcc: str, sequence: int) -> str
 
 def is_valid_mid(mid: str) -> bool:
     return len(mid) == MID_LENGTH and mid.isdigit() and mid[-4:] != "0000"
+
+
+TID_SEQUENCE_NAME = "tid"
+TID_FIRST = 10000001
+"""TIDs are 8 digits from ``10000001`` (the demo terminal of DESIGN §7 is the first)."""
+TID_MAX = 99999999
+
+
+def make_tid(sequence_value: int) -> str:
+    """The TID for a value of the ``tid`` sequence (1 → ``10000001``)."""
+    tid = TID_FIRST + sequence_value - 1
+    if not TID_FIRST <= tid <= TID_MAX:
+        raise ValueError("TID sequence exhausted")
+    return f"{tid:08d}"
+
+
+def is_valid_tid(tid: str) -> bool:
+    return len(tid) == TID_LENGTH and tid.isdigit()
+
+
+CONTRACT_SEQUENCE_NAME = "contract:"
+CONTRACT_SEQUENCE_MAX = 999_999
+
+
+def make_contract_number(acquirer_code: str, year: int, sequence: int) -> str:
+    """``HT898-2026-000001``: acquirer, year of signing, yearly sequence (合同编号)."""
+    if not 1 <= sequence <= CONTRACT_SEQUENCE_MAX:
+        raise ValueError("contract sequence out of range")
+    return f"HT{acquirer_code}-{year}-{sequence:06d}"
+
+
+WORK_ORDER_SEQUENCE_NAME = "work_order:"
+WORK_ORDER_SEQUENCE_MAX = 9_999_999
+
+
+def make_work_order_number(year: int, sequence: int) -> str:
+    """``WO2026-0000001``: read over the phone by technicians and merchants."""
+    if not 1 <= sequence <= WORK_ORDER_SEQUENCE_MAX:
+        raise ValueError("work-order sequence out of range")
+    return f"WO{year}-{sequence:07d}"

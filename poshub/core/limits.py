@@ -59,3 +59,35 @@ PAGE_SIZE_MAX: Final = 200
 AUDIT_VERIFY_BATCH_ROWS: Final = 5000
 NOTIFICATION_DISPATCH_BATCH_MAX: Final = 100
 NOTIFICATION_ATTEMPTS_MAX: Final = 8
+
+# --- Contracts ------------------------------------------------------------
+CONTRACT_TERM_MONTHS_MIN: Final = 12
+CONTRACT_TERM_MONTHS_MAX: Final = 60
+CONTRACT_TERM_MONTHS_DEFAULT: Final = 24
+CONTRACT_EFFECTIVE_AHEAD_DAYS_MAX: Final = 366
+"""An amendment may take effect at most a year ahead."""
+SIGNER_NAME_LENGTH_MAX: Final = 100
+
+# --- Inventory, keys and TMS ----------------------------------------------
+STOCK_CSV_BYTES_MAX: Final = 2 * 1024 * 1024
+STOCK_CSV_ROWS_MAX: Final = 5000
+"""One stock-in file; larger deliveries are split (the report must stay readable)."""
+SERIAL_NUMBER_LENGTH_MAX: Final = 32
+TMS_SIGNATURE_SKEW_SECONDS: Final = 300
+"""A device request's timestamp may differ from the host clock by at most this much."""
+TMS_RECEIPT_FOOTER_LENGTH_MAX: Final = 120
+TMS_TIMEOUT_SECONDS_DEFAULT: Final = 60
+TMS_SINGLE_TRANSACTION_LIMIT_FEN_DEFAULT: Final = 5_000_000
+"""¥50,000 per card transaction unless the contract's risk profile says otherwise."""
+DEVICE_SECRET_BYTES: Final = 32
+
+# --- Fieldwork (SLA per work-order kind, in Chinese working days) ----------
+WORK_ORDER_SLA_WORKING_DAYS: Final = {
+    "site_survey": 3,
+    "shipping": 5,
+    "installation": 5,
+    "repair": 1,
+    "swap": 2,
+}
+WORK_ORDER_PHOTOS_MAX: Final = 20
+WORK_ORDER_PHOTO_BYTES_MAX: Final = 10 * 1024 * 1024

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     """URL applicants see in notifications; defaults to http://web_host:web_port."""
     acquirer_code: str = "898"
     """Three-digit acquirer institution code that starts every MID."""
+    acquirer_name_zh: str = "PosHub 示范收单机构"
+    """The acquirer's legal name as it appears on contracts and receipts."""
+    acquirer_name_en: str = "PosHub Demonstration Acquirer"
+    acquirer_address: str = "安徽省合肥市蜀山区示范路 1 号"
+    acquirer_licence: str = "Z2000000000001"
+    """Payment business licence number (支付业务许可证) printed on contracts."""
+    gateway_public_host: str = "127.0.0.1"
+    """Host terminals connect to for transactions (sent to them in TMS parameters)."""
+    gateway_port: int = 8583
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     cookie_secure: bool = False

@@ -238,3 +238,7 @@ class Merchant(Base):
     account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     account_number_masked: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[dt.datetime]
+    contracted_at: Mapped[dt.datetime | None]
+    """When the first contract was signed by both parties."""
+    live_at: Mapped[dt.datetime | None]
+    """When the first terminal passed its acceptance test."""

@@ -1,0 +1,1 @@
+"""fieldwork domain."""
