@@ -16,18 +16,27 @@ from stdnum import luhn
 from stdnum.cn import ric, uscc
 
 from poshub.catalog import service as catalog_service
+from poshub.contracts import service as contracts
+from poshub.contracts.models import SettlementCycle
+from poshub.contracts.schemas import ContractIn, SignIn
 from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
+from poshub.fieldwork import service as fieldwork
+from poshub.fieldwork.models import WorkOrder, WorkOrderKind
+from poshub.fieldwork.schemas import WorkOrderIn
+from poshub.fieldwork.service import FieldworkDeps
 from poshub.onboarding import repository, service
 from poshub.onboarding.jobs import run_requested_checks
-from poshub.onboarding.models import BlacklistKind
+from poshub.onboarding.models import BlacklistKind, Merchant
 from poshub.onboarding.rules import DocumentKind, required_documents
 from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
 from poshub.onboarding.service import OnboardingDeps, applicant_actor
 from poshub.staff import repository as staff_repository
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
+from poshub.terminals import service as fleet
+from poshub.terminals import tms_service
 
 DEMO_MID = "898340154110001"
 ADMIN_PASSWORD = "poshub-demo-admin"  # noqa: S105 - documented demo login (DESIGN §7)
@@ -188,6 +197,150 @@ def _upload_all(session: Session, deps: OnboardingDeps, application_id: str) -> 
         )
 
 
+DEMO_TID = "10000001"
+DEMO_SERIAL = "A8-2026-000001"
+DEMO_STOCK = (
+    "serial_number,model_code,warehouse,firmware_version\n"
+    f"{DEMO_SERIAL},SMART-A8,合肥中心仓,2.3.1\n"
+    "A8-2026-000002,SMART-A8,合肥中心仓,2.3.1\n"
+    "A8-2026-000003,SMART-A8,合肥中心仓,2.3.1\n"
+    "E2-2026-000001,ESIGN-E2,合肥中心仓,1.8.0\n"
+    "E2-2026-000002,ESIGN-E2,合肥中心仓,1.8.0\n"
+    "T60-2026-000001,TRAD-T60,芜湖仓,5.0.4\n"
+    "M3-2026-000001,MPOS-M3,芜湖仓,3.2.0\n"
+)
+
+
+def _seed_fleet(
+    session: Session, deps: OnboardingDeps, merchant: Merchant, reviewer: Principal
+) -> None:
+    """DESIGN §7: the demo merchant signs its contract, gets terminal 10000001 keyed with
+    the published test key, and goes live through an installation work order."""
+    ops = _principal(session, "ops")
+    contract = contracts.generate(
+        session,
+        deps,
+        merchant,
+        reviewer,
+        ContractIn(fee_plan_code="STANDARD", settlement_cycle=SettlementCycle.T1),
+        now=utcnow(),
+    )
+    contracts.sign_by_merchant(
+        session,
+        deps,
+        contract,
+        merchant,
+        SignIn(signer_name=merchant.legal_name, agree=True, pdf_sha256=contract.pdf_sha256),
+        ip="127.0.0.1",
+        user_agent="PosHub demo seed",
+        now=utcnow(),
+    )
+    contracts.countersign(session, deps, contract, merchant, ops, ip="127.0.0.1", now=utcnow())
+    fleet.stock_in(
+        session,
+        DEMO_STOCK.encode(),
+        file_name="demo-stock.csv",
+        user_id=ops.user_id,
+        actor=ops.actor,
+        now=utcnow(),
+    )
+    provisioned = fleet.allocate(
+        session,
+        deps.settings,
+        deps.vault,
+        merchant,
+        DEMO_SERIAL,
+        install_address=None,
+        actor=ops.actor,
+        now=utcnow(),
+        use_known_test_key=True,
+    )
+    if provisioned.terminal.tid != DEMO_TID:
+        raise RuntimeError(f"the demo terminal got TID {provisioned.terminal.tid}")
+    _go_live(session, deps, merchant, provisioned, ops)
+
+
+def _go_live(
+    session: Session,
+    deps: OnboardingDeps,
+    merchant: Merchant,
+    provisioned: fleet.Provisioned,
+    ops: Principal,
+) -> None:
+    """Survey, shipping and installation orders through go-live, as the field team would
+    record them; then an open repair order so the technician's view has work in it."""
+    tech = _principal(session, "tech")
+    field = FieldworkDeps(deps.settings, deps.vault, deps.store)
+    tid, serial = provisioned.terminal.tid, provisioned.device.serial_number
+
+    def order(kind: WorkOrderKind, terminal: str | None) -> WorkOrder:
+        return fieldwork.create_order(
+            session,
+            WorkOrderIn(kind=kind, mid=merchant.mid, tid=terminal, technician="tech"),
+            ops,
+            now=utcnow(),
+        )
+
+    def step(work: WorkOrder, who: Principal, target: str, body: dict[str, object]) -> None:
+        fieldwork.perform_step(session, field, work, who, target, body, now=utcnow())
+
+    soon = (utcnow() + dt.timedelta(hours=1)).isoformat()
+    survey = order(WorkOrderKind.SITE_SURVEY, None)
+    step(survey, tech, "checked_in", {})
+    step(
+        survey,
+        tech,
+        "completed",
+        {
+            "power_available": True,
+            "network": "4g",
+            "signal_ok": True,
+            "position": "收银台左侧，靠近电源插座",
+            "feasible": True,
+        },
+    )
+    shipping = order(WorkOrderKind.SHIPPING, tid)
+    step(shipping, ops, "shipped", {"carrier": "顺丰速运", "tracking_number": "SF1400000001"})
+    step(
+        shipping,
+        ops,
+        "delivered",
+        {"received_by": merchant.legal_name, "received_at": utcnow().isoformat()},
+    )
+    step(shipping, tech, "inspected", {"condition": "ok", "serial_number": serial})
+    step(shipping, tech, "completed", {})
+    install = order(WorkOrderKind.INSTALLATION, tid)
+    step(install, tech, "scheduled", {"appointment_at": soon})
+    step(install, tech, "checked_in", {"serial_number": serial})
+    # The terminal downloads its parameters over the TMS, as a real one does at install.
+    tms_service.fetch_parameters(session, provisioned.device, now=utcnow())
+    step(install, tech, "parameters_loaded", {})
+    step(
+        install,
+        tech,
+        "acceptance_passed",
+        {
+            "reference": "000000000001",
+            "response_time_ms": 820,
+            "receipt_printed": True,
+            "record_matches": True,
+        },
+    )
+    step(
+        install,
+        tech,
+        "trained",
+        {
+            "signer_name": merchant.legal_name,
+            "topics": ["sale", "void", "refund", "settlement", "receipts", "faults"],
+            "manual_given": True,
+        },
+    )
+    step(install, tech, "completed", {})
+    repair = order(WorkOrderKind.REPAIR, tid)
+    step(repair, tech, "scheduled", {"appointment_at": soon})
+
+
 def seed(session: Session, deps: OnboardingDeps) -> bool:
     """Create the demo data once; return False if it is already there."""
     if repository.merchant_by_mid(session, DEMO_MID) is not None:
@@ -246,9 +399,10 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
         now=now(),
     )
     run_requested_checks(session, deps, now=now())
-    service.approve(
+    merchant = service.approve(
         session, deps, approved, reviewer, ApproveIn(note="材料齐全，核验通过。"), now=now()
     )
+    _seed_fleet(session, deps, merchant, reviewer)
 
     # 2. Draft: saved, documents not yet uploaded.
     service.create_application(

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from poshub.core.settings import Settings
-from poshub.demo import ADMIN_PASSWORD, DEMO_MID, DEMO_USERS, seed
+from poshub.demo import ADMIN_PASSWORD, DEMO_MID, DEMO_SERIAL, DEMO_TID, DEMO_USERS, seed
 from poshub.runtime import open_database, upgrade, worker_loop
+from poshub.terminals.service import DEMO_TEST_KEY_HEX
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
         ("Application form", "/apply"),
         ("Applicant tracking", "/apply/track"),
         ("Staff back office", "/admin"),
+        ("Demo merchant (staff view)", f"/admin/merchants/{DEMO_MID}"),
+        ("Technician's view (log in as tech)", "/tech"),
         ("REST API (OpenAPI)", "/api/v1/docs"),
         ("Health", "/healthz"),
     ):
@@ -62,7 +65,14 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
             user.role.value,
         )
     console.print(logins)
-    console.print(f"Demo merchant MID: {DEMO_MID} (合肥蜀山明辉便利超市, MCC 5411)")
+    console.print(
+        f"Demo merchant MID: {DEMO_MID} (合肥蜀山明辉便利超市, MCC 5411), live; "
+        f"terminal TID {DEMO_TID} (device {DEMO_SERIAL}), active"
+    )
+    console.print(
+        f"[bold yellow]WARNING: terminal {DEMO_TID} uses the published test master key "
+        f"{DEMO_TEST_KEY_HEX} (KCV 08D7B4FB). Demo only: production mode refuses known test keys."
+    )
     if not serve:
         return 0
     stop = threading.Event()

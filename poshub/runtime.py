@@ -8,6 +8,7 @@ import threading
 from poshub.core import limits, migrate
 from poshub.core.db import Database, make_engine, utcnow
 from poshub.core.settings import Settings
+from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, flag_sla_breaches, run_requested_checks
 from poshub.web.state import AppState
@@ -40,6 +41,11 @@ def run_jobs_once(state: AppState) -> dict[str, int]:
         uow.commit()
     with state.db.unit_of_work() as uow:
         results["sla_breaches_flagged"] = flag_sla_breaches(uow.session, now=utcnow())
+        uow.commit()
+    with state.db.unit_of_work() as uow:
+        results["work_order_breaches_flagged"] = fieldwork_jobs.flag_sla_breaches(
+            uow.session, now=utcnow()
+        )
         uow.commit()
     return results
 

@@ -148,3 +148,94 @@ def login(client: TestClient, username: str) -> dict[str, str]:
     response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def approve(client: TestClient, created: dict[str, Any], reviewer: str = "reviewer") -> str:
+    """Claim and approve a submitted application; return the new merchant's MID."""
+    csrf = login(client, reviewer)
+    base = f"/api/v1/review/applications/{created['id']}"
+    response = client.post(f"{base}/claim", headers=csrf)
+    assert response.status_code == 200, response.text
+    response = client.post(f"{base}/approve", headers=csrf, json={"note": "All good."})
+    assert response.status_code == 200, response.text
+    mid: str = response.json()["mid"]
+    return mid
+
+
+def approved_merchant(client: TestClient, **overrides: Any) -> tuple[dict[str, Any], str]:
+    created = create_and_submit(client, **overrides)
+    return created, approve(client, created)
+
+
+def sha256_of(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def generate_contract(
+    client: TestClient, mid: str, *, plan: str = "STANDARD", cycle: str = "T1", by: str = "reviewer"
+) -> dict[str, Any]:
+    csrf = login(client, by)
+    response = client.post(
+        f"/api/v1/merchants/{mid}/contracts",
+        headers=csrf,
+        json={"fee_plan_code": plan, "settlement_cycle": cycle, "term_months": 24},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def sign_as_applicant(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:
+    base = f"/api/v1/applications/{created['id']}/contract"
+    pdf = client.get(f"{base}/pdf", headers=bearer(created["access_token"]))
+    assert pdf.status_code == 200, pdf.text
+    response = client.post(
+        f"{base}/sign",
+        headers=bearer(created["access_token"]),
+        json={
+            "signer_name": payload()["legal_name"],
+            "agree": True,
+            "pdf_sha256": sha256_of(pdf.content),
+        },
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def countersign(client: TestClient, mid: str, contract_id: str, by: str = "ops") -> dict[str, Any]:
+    csrf = login(client, by)
+    response = client.post(
+        f"/api/v1/merchants/{mid}/contracts/{contract_id}/countersign", headers=csrf
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def contracted_merchant(client: TestClient, **overrides: Any) -> tuple[dict[str, Any], str]:
+    """An approved merchant whose contract both parties signed."""
+    created, mid = approved_merchant(client, **overrides)
+    contract = generate_contract(client, mid)
+    sign_as_applicant(client, created)
+    countersign(client, mid, contract["id"])
+    return created, mid
+
+
+def stock_in(client: TestClient, serials: list[str], model: str = "SMART-A8") -> None:
+    csrf = login(client, "ops")
+    rows = "\n".join(f"{s},{model},合肥仓,1.0.0" for s in serials)
+    response = client.post(
+        "/api/v1/inventory/stock-in",
+        headers=csrf,
+        files={
+            "file": (
+                "stock.csv",
+                f"serial_number,model_code,warehouse,firmware_version\n{rows}\n".encode(),
+                "text/csv",
+            )
+        },
+    )
+    assert response.status_code == 201, response.text

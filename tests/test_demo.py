@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 
 from poshub.cli import main
+from poshub.contracts import repository as contract_repository
 from poshub.core import audit
-from poshub.demo import DEMO_MID, seed
+from poshub.core.settings import Settings
+from poshub.demo import DEMO_MID, DEMO_TID, seed
 from poshub.onboarding import repository
+from poshub.terminals import hsm
+from poshub.terminals import repository as terminal_repository
 from poshub.web.state import AppState
+
+TEST_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
 
 def test_seed_has_applications_in_every_state_and_the_demo_merchant(state: AppState) -> None:
@@ -32,7 +38,34 @@ def test_seed_has_applications_in_every_state_and_the_demo_merchant(state: AppSt
         assert merchant is not None
         assert merchant.mcc == "5411"
         assert merchant.region_code.startswith("3401")
+        assert merchant.status == "live"
         assert audit.verify(uow.session)[1] is None
+        # DESIGN §7: terminal 10000001, active, keyed with the published test key.
+        terminal = terminal_repository.terminal_by_tid(uow.session, DEMO_TID)
+        assert terminal is not None
+        assert terminal.status == "active"
+        assert terminal.merchant_id == merchant.id
+        key = terminal_repository.current_key(uow.session, terminal.id)
+        assert key is not None
+        assert key.kcv == "08D7B4FB"
+        assert key.source == "known_test_key"
+        assert hsm.unwrap_tmk(state.vault.key_block_key, key.key_block) == TEST_KEY
+        contract = contract_repository.latest_signed(uow.session, merchant.id)
+        assert contract is not None
+        assert contract.status == "signed"
+
+
+def test_no_clear_master_key_in_the_demo_database(state: AppState, settings: Settings) -> None:
+    with state.db.unit_of_work() as uow:
+        seed(uow.session, state.onboarding)
+        uow.commit()
+    if state.db.dialect != "sqlite":
+        pytest.skip("file scan applies to the embedded database")
+    state.db.dispose()
+    data = b"".join(p.read_bytes() for p in settings.data_dir.glob("poshub.db*"))
+    assert b"08D7B4FB" in data  # the check value is there: the scan reads the right files
+    for form in (TEST_KEY, TEST_KEY.hex().encode(), TEST_KEY.hex().upper().encode()):
+        assert form not in data
 
 
 def test_demo_command_seeds_and_prints_logins(
@@ -42,6 +75,8 @@ def test_demo_command_seeds_and_prints_logins(
     out = capsys.readouterr().out
     assert "poshub-demo-admin" in out
     assert DEMO_MID in out
+    assert DEMO_TID in out
+    assert "test master key" in out
     for role in (
         "reviewer",
         "risk_officer",

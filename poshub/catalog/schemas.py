@@ -46,3 +46,28 @@ class FeePlanOut(BaseModel):
     monthly_rent_fen: int
     rent_waiver_volume_fen: int | None
     maintenance_fee_fen: int
+
+
+class PlanEstimateOut(BaseModel):
+    fee_plan_code: str
+    fee_plan_version: int
+    name: str
+    monthly_total_fen: int
+    transaction_fees_fen: int
+    rent_fen: int
+    maintenance_fen: int
+    rent_waived: bool
+    deposit_fen: int
+    deposit_refundable: bool
+
+
+class RecommendationOut(BaseModel):
+    model_code: str
+    model_name: str
+    terminal_count: int
+    fee_plan_code: str
+    fee_plan_version: int
+    fee_plan_name: str
+    monthly_total_fen: int
+    reasons: list[str]
+    options: list[PlanEstimateOut]

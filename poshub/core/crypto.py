@@ -7,10 +7,10 @@ never touches it. From it we derive, with HKDF-SHA256 and a distinct label each:
   numbers, settlement account numbers), bound to the column it belongs to;
 * token keys for HMAC-SHA256 lookup tokens, so equal values can be found (duplicates,
   blacklist) without storing them in clear;
-* the key that signs CSRF tokens.
-
-Terminal master keys (a later capability) are wrapped under the KEK itself as TR-31
-key blocks.
+* the key that signs CSRF tokens;
+* the key-block protection key (AES-256) under which terminal master keys are stored
+  as TR-31 key blocks (``poshub.terminals.hsm``). Without the KEK a stolen database
+  holds no usable terminal key.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class KeyVault:
     def __init__(self, kek: bytes) -> None:
         if len(kek) != KEK_LENGTH_BYTES:
             raise KeyMaterialError(f"the key-encrypting key must be {KEK_LENGTH_BYTES} bytes")
-        self._kek = kek
         self._data_key = AESGCM(_derive(kek, "field-encryption/v1"))
         self._token_key = _derive(kek, "lookup-token/v1")
         self.csrf_key = _derive(kek, "csrf/v1")
@@ -57,11 +56,6 @@ class KeyVault:
         # keys: derived from the KEK so that a wrapped key block is useless without the
         # KEK, and separated from the field-encryption key by its label.
         self.key_block_key = _derive(kek, "tr31-kbpk/v1")
-
-    @property
-    def kek(self) -> bytes:
-        """The raw KEK, for wrapping terminal keys. Never log or persist it."""
-        return self._kek
 
     def encrypt(self, plaintext: str, *, context: str) -> bytes:
         """Encrypt a short personal-data field; ``context`` (e.g. the column name) is bound

@@ -80,6 +80,8 @@ TMS_TIMEOUT_SECONDS_DEFAULT: Final = 60
 TMS_SINGLE_TRANSACTION_LIMIT_FEN_DEFAULT: Final = 5_000_000
 """¥50,000 per card transaction unless the contract's risk profile says otherwise."""
 DEVICE_SECRET_BYTES: Final = 32
+TMS_BODY_BYTES_MAX: Final = 16 * 1024
+"""A TMS request body (a heartbeat) is a few hundred bytes; larger ones are refused."""
 
 # --- Fieldwork (SLA per work-order kind, in Chinese working days) ----------
 WORK_ORDER_SLA_WORKING_DAYS: Final = {

@@ -11,7 +11,7 @@ import os
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     acquirer_name_en: str = "PosHub Demonstration Acquirer"
     acquirer_address: str = "安徽省合肥市蜀山区示范路 1 号"
     acquirer_licence: str = "Z2000000000001"
+    acquirer_licence_kind: Literal["financial", "payment"] = "payment"
+    """``financial`` for a bank (金融许可证), ``payment`` for a payment institution (支付业务许可证)."""
+    acquirer_hotline: str = "400-000-0000"
+    """24-hour service number printed on contracts and receipts."""
     """Payment business licence number (支付业务许可证) printed on contracts."""
     gateway_public_host: str = "127.0.0.1"
     """Host terminals connect to for transactions (sent to them in TMS parameters)."""

@@ -28,4 +28,12 @@ TEMPLATES: dict[str, str] = {
     "application_rejected": N_(
         "PosHub: application {tracking_number} was not approved. Reasons: {reasons}."
     ),
+    "contract_ready": N_(
+        "PosHub: your merchant contract {contract_number} (version {version}) is ready. "
+        "Review and sign it here: {url}"
+    ),
+    "contract_signed": N_(
+        "PosHub: contract {contract_number} (version {version}) is signed by both parties and "
+        "takes effect on {effective_from}."
+    ),
 }

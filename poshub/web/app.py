@@ -22,9 +22,10 @@ from poshub.notify.adapters import Notifier, build_notifier
 from poshub.onboarding.service import OnboardingDeps
 from poshub.onboarding.verification import VerificationProvider, build_provider
 from poshub.web import errors
-from poshub.web.api import applications, auth, registry, review
+from poshub.web.api import applications, auth, contracts, fieldwork, fleet, registry, review, tms
 from poshub.web.deps import PUBLIC, read_uow
-from poshub.web.pages import admin, public
+from poshub.web.pages import admin, contract, public, technician
+from poshub.web.pages import fleet as fleet_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
 from poshub.web.state import AppState
 from poshub.web.templating import render_error_page
@@ -116,8 +117,15 @@ def create_app(state: AppState) -> FastAPI:
         applications.router,
         review.router,
         registry.router,
+        tms.router,
+        contracts.router,
+        fleet.router,
         auth.router,
         public.router,
+        contract.router,
+        fieldwork.router,
+        technician.router,
+        fleet_pages.router,
         admin.router,
     ):
         app.include_router(router)

@@ -84,7 +84,10 @@ def client_ip(request: Request) -> str:
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    # The scope's path, not ``request.url``: building the URL object costs more than the
+    # rest of this check, and it is asked on every request.
+    path: str = request.scope["path"]
+    return path.startswith("/api/")
 
 
 CSRF_MESSAGE = N_("The form expired or did not come from PosHub. Reload the page and try again.")
@@ -124,6 +127,11 @@ class Access:
             return None
         if audience == "applicant":
             return await self._applicant(request)
+        if audience == "device":
+            # Terminals sign every request with their per-device secret; the route checks
+            # the signature against the device's credential in its own transaction, so a
+            # refusal can be counted (poshub.terminals.tms). No cookie is consulted.
+            return None
         return await self._staff(request)
 
     async def _applicant(self, request: Request) -> ApplicantCredential:
@@ -182,6 +190,10 @@ def public() -> Access:
 
 def applicant() -> Access:
     return Access(RouteAccess("applicant"))
+
+
+def device() -> Access:
+    return Access(RouteAccess("device"))
 
 
 def staff(*roles: Role) -> Access:

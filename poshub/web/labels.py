@@ -75,6 +75,33 @@ NOTE_OUTCOME_LABELS = {
     "not_feasible": N_("Not feasible"),
 }
 
+CONTRACT_STATUS_LABELS = {
+    "awaiting_merchant": N_("Waiting for the merchant's signature"),
+    "awaiting_countersign": N_("Waiting for the acquirer's countersignature"),
+    "signed": N_("Signed by both parties"),
+    "withdrawn": N_("Withdrawn"),
+}
+DEVICE_STATUS_LABELS = {
+    "in_stock": N_("In stock"),
+    "allocated": N_("Allocated"),
+    "shipped": N_("Shipped"),
+    "installed": N_("Installed"),
+    "active": N_("Active"),
+    "locked": N_("Locked"),
+    "returned": N_("Returned"),
+    "retired": N_("Retired"),
+}
+TERMINAL_STATUS_LABELS = {
+    "provisioning": N_("Provisioning"),
+    "active": N_("Active"),
+    "locked": N_("Locked"),
+    "closed": N_("Closed"),
+}
+SETTLEMENT_CYCLE_LABELS = {
+    "D0": N_("Same day (D0)"),
+    "T1": N_("Next working day (T+1)"),
+}
+
 ROLE_LABELS = {
     "admin": N_("Administrator"),
     "reviewer": N_("Reviewer"),
@@ -99,4 +126,8 @@ TEMPLATE_GLOBALS = {
     "BLACKLIST_KIND_LABELS": BLACKLIST_KIND_LABELS,
     "MERCHANT_STATUS_LABELS": MERCHANT_STATUS_LABELS,
     "NOTE_OUTCOME_LABELS": NOTE_OUTCOME_LABELS,
+    "CONTRACT_STATUS_LABELS": CONTRACT_STATUS_LABELS,
+    "DEVICE_STATUS_LABELS": DEVICE_STATUS_LABELS,
+    "TERMINAL_STATUS_LABELS": TERMINAL_STATUS_LABELS,
+    "SETTLEMENT_CYCLE_LABELS": SETTLEMENT_CYCLE_LABELS,
 }

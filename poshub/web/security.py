@@ -73,7 +73,8 @@ async def csrf_valid(request: Request, key: bytes) -> bool:
     return hmac.compare_digest(csrf_token_for(key, cookie), submitted)
 
 
-Audience = Literal["public", "applicant", "staff"]
+Audience = Literal["public", "applicant", "staff", "device"]
+"""``device``: a terminal authenticating each request with its own credential (TMS)."""
 
 
 @dataclass(frozen=True)

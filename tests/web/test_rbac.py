@@ -49,6 +49,9 @@ from tests.factories import PNG, STAFF, bearer, create, create_and_submit, login
 
 # --- The route table ------------------------------------------------------------------
 
+LOGIN_REDIRECTS = ("/admin/login?next=", "/tech/login?next=")
+"""Pages send a browser without a session to a login form: the back office's, or the
+technician's phone login for /tech."""
 FRAMEWORK_ROUTES = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"})
 """Routes FastAPI adds itself (schema and docs): public, read-only, no Access dependency."""
 STATIC_MOUNTS = frozenset({"/static"})
@@ -145,6 +148,7 @@ def _route_table_app() -> FastAPI:
 ENDPOINTS = endpoints_of(_route_table_app())
 STAFF_ENDPOINTS = [e for e in ENDPOINTS if e.access.audience == "staff"]
 APPLICANT_ENDPOINTS = [e for e in ENDPOINTS if e.access.audience == "applicant"]
+DEVICE_ENDPOINTS = [e for e in ENDPOINTS if e.access.audience == "device"]
 UNSAFE_STAFF_API = [e for e in STAFF_ENDPOINTS if e.is_api and e.unsafe]
 UNSAFE_APPLICANT_API = [e for e in APPLICANT_ENDPOINTS if e.is_api and e.unsafe]
 PAGE_FORMS = [e for e in ENDPOINTS if not e.is_api and e.unsafe]
@@ -177,7 +181,7 @@ def test_route_table_is_what_the_cases_cover(world: World) -> None:
     """The table read at collection time is the served one, and every audience is known."""
     served = endpoints_of(world.app)
     assert {str(e) for e in served} == {str(e) for e in ENDPOINTS}
-    assert {e.access.audience for e in ENDPOINTS} == {"public", "applicant", "staff"}
+    assert {e.access.audience for e in ENDPOINTS} == {"public", "applicant", "staff", "device"}
     for endpoint in STAFF_ENDPOINTS:
         assert endpoint.access.roles, f"{endpoint} admits no role"
         assert Role.MERCHANT not in endpoint.access.roles, f"{endpoint} admits merchants"
@@ -201,6 +205,9 @@ class World:
     """The access token of another applicant's application."""
     mid: str
     entry_id: int
+    contracted: dict[str, str]
+    """The approved application (MID ``mid``) with a contract waiting for its signature:
+    the applicant contract routes are read through it."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -251,6 +258,10 @@ def _world(data_dir: Path, url: str) -> Iterator[World]:
         )
         assert response.status_code == 200, response.text
         mid = response.json()["mid"]
+        response = client.post(
+            f"/api/v1/merchants/{mid}/contracts", headers=csrf, json={"fee_plan_code": "STANDARD"}
+        )
+        assert response.status_code == 201, response.text
         client.cookies.clear()
         entry_id = _blacklist_entry(client)
     yield World(
@@ -263,6 +274,11 @@ def _world(data_dir: Path, url: str) -> Iterator[World]:
         intruder_token=intruder["access_token"],
         mid=mid,
         entry_id=entry_id,
+        contracted={
+            "application_id": approved["id"],
+            "tracking_number": approved["tracking_number"],
+            "access_token": approved["access_token"],
+        },
     )
     database.dispose()
 
@@ -311,11 +327,18 @@ JSON_BODIES: dict[str, dict[str, Any]] = {
         "reason": "Confirmed by phone.",
     },
     "POST /api/v1/review/applications/{application_id}/approve": {"note": "All good."},
+    "POST /api/v1/applications/{application_id}/contract/sign": {
+        "signer_name": "陈明",
+        "agree": True,
+        "pdf_sha256": "0" * 64,
+    },
     "POST /api/v1/review/applications/{application_id}/reject": {
         "reasons": ["other"],
         "note": "Testing the route.",
     },
     "POST /api/v1/blacklist": {"kind": "mobile", "value": "13712345678", "reason": "Fraud."},
+    "PUT /api/v1/terminals/{tid}/parameters": {"params": {"receipt_footer": "Thank you."}},
+    "POST /api/v1/terminals/{tid}/lock": {"reason": "Testing the route."},
 }
 FORM_BODIES: dict[str, dict[str, str]] = {
     "POST /admin/login": {"username": "nobody", "password": "wrong-password-1A!"},
@@ -333,6 +356,8 @@ FORM_BODIES: dict[str, dict[str, str]] = {
     "POST /apply": {"legal_name": "陈明"},
 }
 UPLOADS = {
+    "POST /api/v1/work-orders/{number}/photos",
+    "POST /tech/orders/{number}/photos",
     "POST /api/v1/applications/{application_id}/documents",
     "POST /apply/track/{tracking_number}/documents",
 }
@@ -346,6 +371,12 @@ def path_values(world: World, **overrides: str) -> dict[str, str]:
         "mid": world.mid,
         "entry_id": str(world.entry_id),
         "code": "en",
+        "number": "WO2026-9999999",  # no such order: admitted roles get 404, not 401/403
+        "target": "cancelled",
+        "photo_id": "1",
+        "tid": "10000001",
+        "serial": "SN-RBAC-000001",
+        "contract_id": "no-such-contract",
     }
     values.update(overrides)
     return values
@@ -429,7 +460,7 @@ def test_staff_route_admits_exactly_its_roles(
             f"{username} {sorted(roles)} may call {endpoint}: {response.status_code} {response.text[:300]}"
         )
         # Not sent to log in (logging out does end on the login form, without ?next=).
-        assert not response.headers.get("location", "").startswith("/admin/login?next=")
+        assert not response.headers.get("location", "").startswith(LOGIN_REDIRECTS)
     elif endpoint.is_api:
         assert response.status_code == 403, response.text
         assert response.json()["error"] == "role_forbidden"
@@ -452,7 +483,7 @@ def test_staff_route_without_login(world: World, web: TestClient, endpoint: Endp
         assert response.json()["error"] == "login_required"
     else:
         assert response.status_code == 303, response.text
-        assert response.headers["location"].startswith("/admin/login?next=")
+        assert response.headers["location"].startswith(LOGIN_REDIRECTS)
 
 
 @pytest.mark.parametrize("endpoint", STAFF_ENDPOINTS, ids=str)
@@ -476,7 +507,7 @@ def test_staff_route_with_revoked_session(
     else:
         response = send(web, endpoint, url, csrf_field=csrf["X-CSRF-Token"])
         assert response.status_code == 303
-        assert response.headers["location"].startswith("/admin/login?next=")
+        assert response.headers["location"].startswith(LOGIN_REDIRECTS)
 
 
 # --- Applicant routes: only the application's own token -------------------------------------
@@ -485,7 +516,15 @@ def test_staff_route_with_revoked_session(
 def _applicant_request(
     web: TestClient, world: World, endpoint: Endpoint, token: str | None
 ) -> httpx.Response:
-    url = url_for(endpoint, path_values(world))
+    overrides = {}
+    if "/contract" in endpoint.path:  # only an approved merchant has a contract
+        overrides = {
+            "application_id": world.contracted["application_id"],
+            "tracking_number": world.contracted["tracking_number"],
+        }
+        if token == world.access_token:
+            token = world.contracted["access_token"]
+    url = url_for(endpoint, path_values(world, **overrides))
     if endpoint.is_api:
         return send(web, endpoint, url, headers=bearer(token) if token else None)
     if token:
@@ -527,6 +566,29 @@ def test_applicant_route_without_token(world: World, web: TestClient, endpoint: 
     assert response.status_code == 401, response.text
     if endpoint.is_api:
         assert response.json()["error"] == "applicant_token_missing"
+
+
+# --- Device routes: a signature or nothing ------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", DEVICE_ENDPOINTS, ids=str)
+def test_device_route_refuses_unsigned_requests(
+    world: World, web: TestClient, endpoint: Endpoint
+) -> None:
+    """No cookie, session or CSRF token stands in for the device signature (docs/tms.md)."""
+    url = url_for(endpoint, path_values(world))
+    response = send(web, endpoint, url)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "device_credential_missing"
+    login(web, "admin")  # a staff session is no device credential either
+    forged = {
+        "X-PosHub-Device": "SN-RBAC-000001",
+        "X-PosHub-Timestamp": "1767225600",
+        "X-PosHub-Signature": "0" * 64,
+    }
+    response = send(web, endpoint, url, headers=forged)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "device_credential_invalid"
 
 
 # --- CSRF ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from poshub.catalog import repository as catalog_repository
+from poshub.contracts import repository as contract_repository
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
@@ -216,11 +217,19 @@ def _tracking_page(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    merchant = repository.merchant_for_application(uow.session, application.id)
+    contract = (
+        contract_repository.pending(uow.session, merchant.id)
+        or contract_repository.latest_signed(uow.session, merchant.id)
+        if merchant
+        else None
+    )
     return render(
         request,
         "track.html",
         {
             "application": application,
+            "contract": contract,
             "view": applicant_view(uow.session, application, t),
             "document_kinds": list(rules.DocumentKind),
             "document_labels": rules.DOCUMENT_LABELS,

@@ -1,0 +1,354 @@
+"""Use cases of the terminal management system (R8, R17): device authentication,
+parameter download, heartbeat, and the operations side (parameter changes, lock).
+
+Like every service, these functions never commit — with one exception,
+:func:`count_refusal`: a refused request's own transaction is rolled back, yet the
+refusal must be counted, so the counting runs in a unit of work of its own.
+
+Nothing here logs or returns a device secret or a request signature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from poshub.core import audit, limits
+from poshub.core.audit import Actor
+from poshub.core.crypto import KeyVault
+from poshub.core.db import Database
+from poshub.core.errors import N_, Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
+from poshub.onboarding import repository as onboarding_repository
+from poshub.terminals import parameters, repository, service, tms
+from poshub.terminals.models import Device, Terminal, TerminalStatus, TmsParameterSet
+from poshub.terminals.schemas import HeartbeatIn
+from poshub.terminals.tms import Refusal
+
+log = logging.getLogger(__name__)
+
+# --- Authentication -------------------------------------------------------------------
+
+_GENERIC_REFUSAL = (
+    N_("The device credential is not valid for this terminal."),
+    "device_credential_invalid",
+)
+_REFUSAL_MESSAGES: dict[Refusal, tuple[str, str]] = {
+    Refusal.MISSING_CREDENTIAL: (
+        N_(
+            "Sign the request with the device credential: the X-PosHub-Device, "
+            "X-PosHub-Timestamp and X-PosHub-Signature headers are required."
+        ),
+        "device_credential_missing",
+    ),
+    # Unknown serial, wrong signature and revoked credential answer alike, so that an
+    # outsider learns neither which serials exist nor which of them still hold a credential.
+    Refusal.UNKNOWN_DEVICE: _GENERIC_REFUSAL,
+    Refusal.BAD_SIGNATURE: _GENERIC_REFUSAL,
+    Refusal.REVOKED_CREDENTIAL: _GENERIC_REFUSAL,
+    # Reported only for a correctly signed request, so only the device itself learns them.
+    Refusal.STALE_TIMESTAMP: (
+        N_(
+            "The request's timestamp is more than {seconds} seconds away from the host's "
+            "clock. Set the terminal's clock (the Date header of this response is the "
+            "host's time) and sign the request again."
+        ),
+        "device_clock_skew",
+    ),
+    Refusal.SERIAL_MISMATCH: (
+        N_("A device may only use its own TMS address: the serial in the path is not yours."),
+        "device_serial_mismatch",
+    ),
+}
+
+
+class DeviceRefused(Unauthorized):
+    """A TMS request refused for its credential (401). ``reason`` is counted; the message
+    names nothing secret."""
+
+    def __init__(self, reason: Refusal, *, serial: str | None, device_id: int | None) -> None:
+        message, code = _REFUSAL_MESSAGES[reason]
+        params = (
+            {"seconds": str(limits.TMS_SIGNATURE_SKEW_SECONDS)}
+            if reason == Refusal.STALE_TIMESTAMP
+            else {}
+        )
+        super().__init__(message, code=code, **params)
+        self.reason = reason
+        self.serial = serial
+        """The serial the request claimed (header, else path); may be invented."""
+        self.device_id = device_id
+        """The device that serial names, if it exists: its own counter goes up."""
+
+
+def _known_serial(serial: str) -> bool:
+    return 0 < len(serial) <= limits.SERIAL_NUMBER_LENGTH_MAX
+
+
+def authenticate(
+    session: Session,
+    vault: KeyVault,
+    serial: str,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    *,
+    now: dt.datetime,
+) -> Device:
+    """The device that signed this request for ``serial``'s address, or ``DeviceRefused``.
+
+    ``serial`` is the one in the URL path; ``headers`` are the request's headers. The
+    caller must then count the refusal with :func:`count_refusal` (its own transaction).
+    """
+    credentials = tms.credentials_from(headers)
+    if credentials is None:
+        device = repository.device_by_serial(session, serial) if _known_serial(serial) else None
+        raise DeviceRefused(
+            Refusal.MISSING_CREDENTIAL, serial=serial, device_id=device.id if device else None
+        )
+    claimed = credentials.serial
+    device = repository.device_by_serial(session, claimed) if _known_serial(claimed) else None
+    if device is None:
+        raise DeviceRefused(Refusal.UNKNOWN_DEVICE, serial=claimed, device_id=None)
+    credential = repository.active_credential(session, device.id)
+    if credential is None:
+        raise DeviceRefused(Refusal.REVOKED_CREDENTIAL, serial=claimed, device_id=device.id)
+    refusal = tms.verify(
+        service.device_secret(vault, credential),
+        method,
+        path,
+        query,
+        credentials.timestamp,
+        body,
+        credentials.signature,
+        now,
+    )
+    if refusal is not None:
+        raise DeviceRefused(refusal, serial=claimed, device_id=device.id)
+    if claimed != serial:
+        raise DeviceRefused(Refusal.SERIAL_MISMATCH, serial=claimed, device_id=device.id)
+    return device
+
+
+def count_refusal(database: Database, refused: DeviceRefused, *, now: dt.datetime) -> None:
+    """Count a refused request, fleet-wide by reason and on the device it named, in a
+    transaction of its own (committed here), and log it without any credential.
+
+    A failure to count is logged and swallowed: the caller still answers 401.
+    """
+    log.warning(
+        "TMS request refused: reason=%s serial=%r device_known=%s",
+        refused.reason,
+        (refused.serial or "")[: limits.SERIAL_NUMBER_LENGTH_MAX],
+        refused.device_id is not None,
+    )
+    for attempt in (1, 2):
+        try:
+            with database.unit_of_work() as uow:
+                repository.count_auth_failure(uow.session, str(refused.reason), now=now)
+                if refused.device_id is not None:
+                    repository.count_device_auth_failure(uow.session, refused.device_id, now=now)
+                uow.commit()
+            return
+        except IntegrityError:
+            # Two first refusals for a new reason raced to insert its row; the retry
+            # finds the row and increments it.
+            if attempt == 2:
+                log.exception("could not count a refused TMS request")
+        except SQLAlchemyError:
+            log.exception("could not count a refused TMS request")
+            return
+
+
+# --- Device requests -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """What a device is told about its terminal."""
+
+    device: Device
+    terminal: Terminal | None
+    parameters: TmsParameterSet | None
+
+    @property
+    def locked(self) -> bool:
+        return self.terminal is not None and self.terminal.status == TerminalStatus.LOCKED
+
+    @property
+    def may_transact(self) -> bool:
+        return self.terminal is not None and self.terminal.status in (
+            TerminalStatus.PROVISIONING,
+            TerminalStatus.ACTIVE,
+        )
+
+
+def _not_allocated(device: Device) -> Conflict:
+    return Conflict(
+        N_(
+            "Device {serial} serves no terminal, so it has no parameters; it must be "
+            "allocated to a terminal (TID) first."
+        ),
+        code="device_not_allocated",
+        serial=device.serial_number,
+    )
+
+
+def _view(session: Session, device: Device) -> DeviceView:
+    terminal = repository.terminal(session, device.terminal_id) if device.terminal_id else None
+    current = repository.current_parameters(session, terminal.id) if terminal else None
+    return DeviceView(device, terminal, current)
+
+
+def fetch_parameters(session: Session, device: Device, *, now: dt.datetime) -> DeviceView:
+    """The current parameters of the device's terminal, recorded as downloaded by it."""
+    view = _view(session, device)
+    if view.terminal is None:
+        raise _not_allocated(device)
+    if view.parameters is None:
+        raise Conflict(
+            N_("Terminal {tid} has no parameters yet."),
+            code="no_parameters",
+            tid=view.terminal.tid,
+        )
+    view.parameters.fetched_at = now
+    view.parameters.fetched_by_serial = device.serial_number
+    return view
+
+
+def heartbeat(
+    session: Session, device: Device, report: HeartbeatIn, *, now: dt.datetime
+) -> DeviceView:
+    """Store what the device reports; tell it whether it may transact and which
+    parameter version is current."""
+    if (report.latitude is None) != (report.longitude is None):
+        missing = "longitude" if report.longitude is None else "latitude"
+        raise ValidationFailed(
+            [
+                FieldError(
+                    missing,
+                    "heartbeat.location_incomplete",
+                    N_("Give latitude and longitude together, or neither."),
+                )
+            ]
+        )
+    device.app_version = report.app_version
+    device.firmware_version = report.firmware_version
+    device.network = report.network
+    device.signal_dbm = report.signal_dbm
+    device.battery_percent = report.battery_percent
+    device.latitude = None if report.latitude is None else f"{report.latitude:.6f}"
+    device.longitude = None if report.longitude is None else f"{report.longitude:.6f}"
+    device.last_heartbeat_at = now
+    return _view(session, device)
+
+
+# --- Operations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminalDetail:
+    terminal: Terminal
+    mid: str | None
+    device: Device | None
+    parameters: TmsParameterSet | None
+
+
+def get_terminal(session: Session, tid: str, *, for_update: bool = False) -> Terminal:
+    terminal = repository.terminal_by_tid(session, tid[:8], for_update=for_update)
+    if terminal is None:
+        raise NotFound(N_("No terminal has this TID."), code="terminal_not_found")
+    return terminal
+
+
+def terminal_detail(session: Session, terminal: Terminal) -> TerminalDetail:
+    """The terminal with its merchant's MID, its device (status, last heartbeat, refused
+    requests) and its current parameter version."""
+    merchant = onboarding_repository.merchant(session, terminal.merchant_id)
+    return TerminalDetail(
+        terminal,
+        merchant.mid if merchant else None,
+        repository.device_of(session, terminal.id),
+        repository.current_parameters(session, terminal.id),
+    )
+
+
+def parameter_history(session: Session, terminal: Terminal, *, limit: int) -> list[TmsParameterSet]:
+    """Every version, newest first (at most ``limit``)."""
+    return list(repository.parameter_history(session, terminal.id, limit=limit))
+
+
+def update_parameters(
+    session: Session,
+    terminal: Terminal,
+    changes: dict[str, Any],
+    *,
+    actor: Actor,
+    now: dt.datetime,
+) -> TmsParameterSet:
+    """A new parameter version with ``changes`` applied (editable keys only), served to the
+    device at its next download. Changing nothing creates no version. ``terminal`` should
+    be read ``for_update`` so that two changes cannot claim the same version number."""
+    if terminal.status == TerminalStatus.CLOSED:
+        raise Conflict(N_("Terminal {tid} is closed."), code="terminal_closed", tid=terminal.tid)
+    current = repository.current_parameters(session, terminal.id)
+    if current is None:
+        raise Conflict(
+            N_("Terminal {tid} has no parameters yet."), code="no_parameters", tid=terminal.tid
+        )
+    try:
+        merged = parameters.apply_changes(current.params, changes)
+    except parameters.ParameterErrors as invalid:
+        raise ValidationFailed(invalid.errors) from invalid
+    changed = {key: value for key, value in changes.items() if current.params.get(key) != value}
+    if not changed:
+        return current
+    new = TmsParameterSet(
+        terminal_id=terminal.id,
+        version=current.version + 1,
+        params=merged,
+        created_at=now,
+        created_by=actor.id,
+    )
+    session.add(new)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "terminal.parameters_changed",
+        "terminal",
+        terminal.tid,
+        {
+            "version": new.version,
+            "changes": {
+                key: {"from": current.params.get(key), "to": value}
+                for key, value in sorted(changed.items())
+            },
+        },
+    )
+    return new
+
+
+def lock(
+    session: Session, terminal: Terminal, *, reason: str, actor: Actor, now: dt.datetime
+) -> None:
+    """Lock remotely; the device learns it at its next heartbeat or download."""
+    service.lock(session, terminal, reason=reason, actor=actor, now=now)
+
+
+def unlock(session: Session, terminal: Terminal, *, actor: Actor, now: dt.datetime) -> None:
+    service.unlock(session, terminal, actor=actor, now=now)
+
+
+def auth_failure_counts(session: Session) -> dict[str, int]:
+    """Refused TMS requests by reason, every reason present (0 if never counted)."""
+    counted = repository.auth_failure_counts(session)
+    known = {str(reason): counted.get(str(reason), 0) for reason in Refusal}
+    return known | counted

@@ -1,0 +1,180 @@
+"""Test data for fieldwork: an approved merchant with a signed contract and an allocated
+terminal, staff principals, and the TMS download a device would make.
+
+The contract is inserted directly as a signed row (the contracts service is another
+issue's work); the terminal is allocated through ``poshub.terminals.service.allocate``,
+as operations would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from poshub.catalog.models import FeePlan
+from poshub.contracts.models import Contract, ContractStatus
+from poshub.core import ids
+from poshub.core.audit import Actor
+from poshub.core.db import utcnow
+from poshub.core.roles import Role
+from poshub.onboarding import repository as onboarding_repository
+from poshub.onboarding.models import MerchantStatus
+from poshub.staff import repository as staff_repository
+from poshub.staff import service as staff_service
+from poshub.staff.service import Principal
+from poshub.terminals import repository as terminal_repository
+from poshub.terminals import service as terminal_service
+from poshub.web.state import AppState
+from tests.factories import create_and_submit, login
+
+SECOND_TECHNICIAN = "tech2"
+SECOND_TECHNICIAN_PASSWORD = "Str0ng-Secret-2hcet!"
+
+
+@dataclass(frozen=True)
+class Site:
+    mid: str
+    tid: str
+    serial: str
+    kcv: str
+
+
+def approved_merchant(client: TestClient) -> str:
+    """A merchant approved by the reviewer through the API; returns its MID."""
+    created = create_and_submit(client)
+    csrf = login(client, "reviewer")
+    base = f"/api/v1/review/applications/{created['id']}"
+    assert client.post(f"{base}/claim", headers=csrf).status_code == 200
+    response = client.post(f"{base}/approve", headers=csrf, json={"note": "Fieldwork tests."})
+    assert response.status_code == 200, response.text
+    client.post("/api/v1/auth/logout", headers=csrf)
+    client.cookies.clear()
+    mid: str = response.json()["mid"]
+    return mid
+
+
+def sign_contract(state: AppState, mid: str) -> None:
+    """Insert a contract signed by both parties and mark the merchant contracted."""
+    now = utcnow()
+    with state.db.unit_of_work() as uow:
+        session = uow.session
+        merchant = onboarding_repository.merchant_by_mid(session, mid)
+        assert merchant is not None
+        plan = session.execute(select(FeePlan).order_by(FeePlan.id).limit(1)).scalar_one()
+        ops = staff_repository.by_username(session, "ops")
+        assert ops is not None
+        today = now.date()
+        session.add(
+            Contract(
+                id=ids.new_id(),
+                contract_number=f"HT898-{today.year}-{merchant.id:06d}",
+                version=1,
+                merchant_id=merchant.id,
+                status=str(ContractStatus.SIGNED),
+                fee_plan_id=plan.id,
+                settlement_cycle="T1",
+                term_months=24,
+                effective_from=today - dt.timedelta(days=1),
+                end_date=today + dt.timedelta(days=730),
+                language="zh_CN",
+                bank_name=merchant.bank_name,
+                account_name=merchant.account_name,
+                account_number_enc=merchant.account_number_enc,
+                account_number_masked=merchant.account_number_masked,
+                terms={"merchant_address": "安徽省合肥市蜀山区长江西路 100 号"},
+                pdf_sha256="0" * 64,
+                pdf_size_bytes=0,
+                generated_at=now,
+                generated_by_id=ops.id,
+                merchant_signer_name=merchant.legal_name,
+                merchant_signed_at=now,
+                countersigned_at=now,
+                countersigned_by_id=ops.id,
+            )
+        )
+        merchant.status = str(MerchantStatus.CONTRACTED)
+        merchant.contracted_at = now
+        uow.commit()
+
+
+def stock(state: AppState, *serials: str, model: str = "SMART-A8") -> None:
+    """Devices into the warehouse through the stock-in CSV, as operations do."""
+    rows = "".join(f"{serial},{model},合肥仓,1.4.2\n" for serial in serials)
+    data = f"serial_number,model_code,warehouse,firmware_version\n{rows}".encode()
+    with state.db.unit_of_work() as uow:
+        ops = staff_repository.by_username(uow.session, "ops")
+        assert ops is not None
+        result = terminal_service.stock_in(
+            uow.session,
+            data,
+            file_name="stock.csv",
+            user_id=ops.id,
+            actor=Actor.system("tests"),
+            now=utcnow(),
+        )
+        assert not result.problems, result.problems
+        uow.commit()
+
+
+def allocate(state: AppState, mid: str, serial: str) -> Site:
+    with state.db.unit_of_work() as uow:
+        merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
+        assert merchant is not None
+        provisioned = terminal_service.allocate(
+            uow.session,
+            state.settings,
+            state.vault,
+            merchant,
+            serial,
+            install_address=None,
+            actor=Actor.system("tests"),
+            now=utcnow(),
+        )
+        site = Site(mid, provisioned.terminal.tid, serial, provisioned.kcv)
+        uow.commit()
+    return site
+
+
+def contracted_site(client: TestClient, state: AppState, serial: str = "SN-A8-000001") -> Site:
+    """A contracted merchant with one terminal allocated (device ``serial``)."""
+    mid = approved_merchant(client)
+    sign_contract(state, mid)
+    stock(state, serial)
+    return allocate(state, mid, serial)
+
+
+def mark_parameters_fetched(state: AppState, tid: str, serial: str) -> None:
+    """What the TMS records when the device downloads its current parameters."""
+    with state.db.unit_of_work() as uow:
+        terminal = terminal_repository.terminal_by_tid(uow.session, tid)
+        assert terminal is not None
+        params = terminal_repository.current_parameters(uow.session, terminal.id)
+        assert params is not None
+        params.fetched_at = utcnow()
+        params.fetched_by_serial = serial
+        uow.commit()
+
+
+def principal(session: Session, username: str) -> Principal:
+    user = staff_repository.by_username(session, username)
+    assert user is not None
+    return Principal(
+        user.id, user.username, user.display_name, staff_repository.roles_of(session, user.id)
+    )
+
+
+def add_second_technician(state: AppState) -> None:
+    with state.db.unit_of_work() as uow:
+        staff_service.create_user(
+            uow.session,
+            username=SECOND_TECHNICIAN,
+            display_name="Tech Two",
+            password=SECOND_TECHNICIAN_PASSWORD,
+            roles=[Role.TECHNICIAN],
+            actor=Actor.system("tests"),
+        )
+        uow.commit()
