@@ -80,7 +80,6 @@ from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals import service as terminal_service
 from poshub.terminals.models import Device, DeviceStatus, Terminal, TerminalStatus
-from poshub.terminals.states import ensure_device_transition
 
 S = WorkOrderStatus
 K = WorkOrderKind
@@ -704,51 +703,17 @@ def _acceptance(
     if errors:
         raise ValidationFailed(errors)
     merchant = repository.merchant_for_update(session, order.merchant_id)
-    if terminal.status == TerminalStatus.PROVISIONING:
-        terminal_service.activate(
-            session,
-            merchant,
-            terminal,
-            device,
-            acceptance_reference=payload.reference,
-            actor=principal.actor,
-            now=now,
-        )
-    elif terminal.status == TerminalStatus.ACTIVE:
-        _activate_replacement(session, terminal, device, payload.reference, principal.actor, now)
-    else:
-        raise Conflict(
-            N_("Terminal {tid} is {status}; unlock it before the acceptance test."),
-            code="terminal_not_testable",
-            tid=terminal.tid,
-            status=terminal.status,
-        )
+    terminal_service.activate(
+        session,
+        merchant,
+        terminal,
+        device,
+        acceptance_reference=payload.reference,
+        actor=principal.actor,
+        now=now,
+    )
     record = payload.model_dump(mode="json", exclude={"note"})
     return _Outcome(target, record, payload.note or "", audit={"reference": payload.reference})
-
-
-def _activate_replacement(
-    session: Session,
-    terminal: Terminal,
-    device: Device,
-    reference: str,
-    actor: Actor,
-    now: dt.datetime,
-) -> None:
-    """A swapped-in device passed its acceptance test behind an already active TID.
-
-    ``terminals.service.activate`` moves the terminal too, which is already active here,
-    so only the device moves (its lifecycle rules still apply)."""
-    device.status = str(ensure_device_transition(device.status, DeviceStatus.ACTIVE))
-    device.updated_at = now
-    audit.record(
-        session,
-        actor,
-        "device.activated",
-        "device",
-        device.serial_number,
-        {"tid": terminal.tid, "acceptance_reference": reference},
-    )
 
 
 def _response_timeout_seconds(session: Session, terminal: Terminal) -> int:

@@ -390,8 +390,31 @@ def activate(
     actor: Actor,
     now: dt.datetime,
 ) -> None:
-    """The acceptance test passed: the terminal and its device are active, and the
-    merchant is live with its first active terminal."""
+    """The acceptance test passed on ``device``. A new terminal and its device become
+    active, and the merchant is live with its first active terminal; a replacement device
+    behind an already active TID (a swap) becomes active on its own."""
+    if terminal.status == TerminalStatus.ACTIVE:
+        device.status = str(ensure_device_transition(device.status, DeviceStatus.ACTIVE))
+        device.updated_at = now
+        terminal.acceptance_reference = acceptance_reference
+        terminal.updated_at = now
+        audit.record(
+            session,
+            actor,
+            "device.activated",
+            "device",
+            device.serial_number,
+            {"tid": terminal.tid, "acceptance_reference": acceptance_reference},
+        )
+        return
+    if terminal.status != TerminalStatus.PROVISIONING:
+        # A locked terminal must be unlocked deliberately, never by an acceptance test.
+        raise Conflict(
+            N_("Terminal {tid} is {status}; unlock it before the acceptance test."),
+            code="terminal_not_testable",
+            tid=terminal.tid,
+            status=terminal.status,
+        )
     terminal.status = str(ensure_terminal_transition(terminal.status, TerminalStatus.ACTIVE))
     terminal.activated_at = now
     terminal.acceptance_reference = acceptance_reference
