@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from poshub.core import limits, migrate
 from poshub.core.db import Database, make_engine, utcnow
 from poshub.core.settings import Settings
 from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
+from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, flag_sla_breaches, run_requested_checks
 from poshub.web.state import AppState
 
@@ -17,6 +19,10 @@ log = logging.getLogger(__name__)
 
 WORKER_INTERVAL_SECONDS = 1.0
 """Pause between worker passes when a pass found nothing to do."""
+
+CHECKS_POLL_SECONDS = 0.05
+"""During that pause, how often the worker looks for queued check runs (a read, which
+takes no write lock), so that a submission is checked within this delay, not a second."""
 
 
 def open_database(settings: Settings) -> Database:
@@ -67,6 +73,21 @@ def worker_loop(
         except Exception:
             log.exception("worker pass failed; retrying in %.0f s", interval_seconds)
         # Go again at once only when a job filled its batch (more is waiting); otherwise
-        # let work accumulate, so that each pass's transaction covers many rows.
+        # let work accumulate, so that each pass's transaction covers many rows, unless
+        # an applicant is waiting for checks.
         if not backlog:
-            stop.wait(interval_seconds)
+            _wait_for_checks(state, stop, interval_seconds)
+
+
+def _wait_for_checks(state: AppState, stop: threading.Event, seconds: float) -> None:
+    """Until ``seconds`` have passed, ``stop`` is set, or check runs are queued."""
+    deadline = time.monotonic() + seconds
+    while not stop.wait(max(0.0, min(CHECKS_POLL_SECONDS, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return
+        try:
+            with state.db.unit_of_work(read_only=True) as uow:
+                if onboarding_repository.checks_queued(uow.session):
+                    return
+        except Exception:  # the next pass reports what is wrong with the database
+            return

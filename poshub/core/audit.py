@@ -14,16 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, insert, select, update
+from sqlalchemy import BigInteger, Integer, String, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from poshub.core import limits
-from poshub.core.db import Base, utcnow
+from poshub.core.db import Base, table_of, utcnow
 from poshub.core.errors import N_
 
 GENESIS_HASH = "0" * 64
@@ -124,6 +124,36 @@ class Recorded:
     hash: str
 
 
+@dataclass(frozen=True)
+class Action:
+    """One action to append to the chain (see :func:`record_many`)."""
+
+    actor: Actor
+    action: str
+    entity_type: str
+    entity_id: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Every state change in PosHub appends here, so these statements sit on every hot path.
+# They are built once, against the tables rather than the mapped classes: a statement
+# built per call costs more Python than executing it (SQLAlchemy derives its cache key
+# from the structure each time), and an ORM-enabled one adds the bulk-ORM machinery.
+_chain_head = table_of(AuditChainHead)
+_HEAD_FOR_UPDATE = (
+    select(_chain_head.c.last_seq, _chain_head.c.last_hash)
+    .where(_chain_head.c.id == CHAIN_HEAD_ID)
+    .with_for_update()
+)
+_INSERT_HEAD = insert(_chain_head)
+_INSERT_ENTRY = insert(table_of(AuditEntry))
+_UPDATE_HEAD = (
+    update(_chain_head)
+    .where(_chain_head.c.id == CHAIN_HEAD_ID)
+    .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+)
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -132,44 +162,49 @@ def record(
     entity_id: str,
     details: dict[str, Any] | None = None,
 ) -> Recorded:
-    """Append one entry in the caller's transaction.
+    """Append one entry in the caller's transaction."""
+    return record_many(session, [Action(actor, action, entity_type, entity_id, details or {})])[0]
 
-    Written with plain INSERT/UPDATE statements rather than ORM objects: every state
-    change in PosHub writes here, so it sits on every hot path.
-    """
-    head = session.execute(
-        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-        .where(AuditChainHead.id == CHAIN_HEAD_ID)
-        .with_for_update()
-    ).one_or_none()
+
+def record_many(session: Session, actions: Sequence[Action]) -> list[Recorded]:
+    """Append entries in this order in the caller's transaction: one read and one write
+    of the chain head however many there are (the checks worker audits a whole batch)."""
+    if not actions:
+        return []
+    # Write what the ORM holds first, as an ORM query would (autoflush): the chain head
+    # must be the last row lock the transaction takes on PostgreSQL, or two writers
+    # could each wait for the other's lock.
+    session.flush()
+    head = session.execute(_HEAD_FOR_UPDATE).one_or_none()
     if head is None:
         session.execute(
-            insert(AuditChainHead).values(id=CHAIN_HEAD_ID, last_seq=0, last_hash=GENESIS_HASH)
+            _INSERT_HEAD, {"id": CHAIN_HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
         )
-        last_seq, last_hash = 0, GENESIS_HASH
+        seq, last_hash = 0, GENESIS_HASH
     else:
-        last_seq, last_hash = head.last_seq, head.last_hash
-    seq = last_seq + 1
-    at = utcnow()
-    values: dict[str, Any] = {
-        "seq": seq,
-        "at": at,
-        "actor_kind": str(actor.kind),
-        "actor_id": actor.id,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "details": details or {},
-        "prev_hash": last_hash,
-    }
-    digest = hashlib.sha256(canonical_content(**values)).hexdigest()
-    session.execute(insert(AuditEntry).values(**values, hash=digest))
-    session.execute(
-        update(AuditChainHead)
-        .where(AuditChainHead.id == CHAIN_HEAD_ID)
-        .values(last_seq=seq, last_hash=digest)
-    )
-    return Recorded(seq, digest)
+        seq, last_hash = head.last_seq, head.last_hash
+    rows: list[dict[str, Any]] = []
+    recorded: list[Recorded] = []
+    for item in actions:
+        seq += 1
+        values: dict[str, Any] = {
+            "seq": seq,
+            "at": utcnow(),
+            "actor_kind": str(item.actor.kind),
+            "actor_id": item.actor.id,
+            "action": item.action,
+            "entity_type": item.entity_type,
+            "entity_id": item.entity_id,
+            "details": item.details,
+            "prev_hash": last_hash,
+        }
+        last_hash = hashlib.sha256(canonical_content(**values)).hexdigest()
+        values["hash"] = last_hash
+        rows.append(values)
+        recorded.append(Recorded(seq, last_hash))
+    session.execute(_INSERT_ENTRY, rows)
+    session.execute(_UPDATE_HEAD, {"seq": seq, "hash": last_hash})
+    return recorded
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,11 @@ production database; the same models and migrations serve both.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +22,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     String,
+    Table,
     TypeDecorator,
     create_engine,
     event,
@@ -27,8 +31,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows; writers then queue per process
+    fcntl = None  # type: ignore[assignment]
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "poshub_read_only"
+WRITER_QUEUE_HELD = "poshub_writer_queue_held"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -78,6 +88,19 @@ class Base(DeclarativeBase):
     }
 
 
+def table_of(model: type[Base]) -> Table:
+    """The table a model maps, for plain (Core) statements.
+
+    Hot paths write with statements built once against the table: no ORM flush, no
+    bulk-ORM machinery, and no per-call statement construction (SQLAlchemy derives a
+    statement's cache key from its structure every time one is built). Core statements
+    do not autoflush, so they are used where no pending ORM change can matter.
+    """
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -94,14 +117,94 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    queue = _WriterQueue(_lock_file_of(engine))
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Readers take no lock; writers take the write lock up front so that two
         # transactions never both read and then fail to upgrade (SQLITE_BUSY).
         if connection.get_execution_options().get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # A connection keeps its place until it goes back to the pool, also when it
+        # runs several transactions in a row (as migrations or a bare Connection may).
+        if WRITER_QUEUE_HELD not in connection.info:
+            connection.info[WRITER_QUEUE_HELD] = queue.enter()
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # Fired for every return to the pool, after the commit or rollback, and for an
+        # invalidated connection too, so a place in the queue cannot be left held.
+        place = record.info.pop(WRITER_QUEUE_HELD, None)
+        if place is not None:
+            queue.leave(place)
+
+
+def _lock_file_of(engine: Engine) -> str | None:
+    """The writer queue's lock file, beside the database file; None for a database
+    in memory (one process only) or where ``flock`` does not exist."""
+    database = engine.url.database
+    if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + ".writers"
+
+
+class _WriterQueue:
+    """Write transactions on one SQLite database, one after the other.
+
+    SQLite lets one transaction write at a time. A writer that finds the lock taken
+    waits in SQLite's busy handler, which *sleeps* (1, 2, 5, 10 ... 100 ms) between
+    attempts: under load the lock is often free while every waiter sleeps, and waits
+    reach seconds. Writers therefore queue before ``BEGIN IMMEDIATE``: on a thread lock
+    within the process, then on an exclusive ``flock`` of a file beside the database
+    across processes (the web workers and ``poshub worker``). Both wake the next writer
+    the moment the previous one is done, and the kernel drops a dead process's ``flock``.
+    The queue only orders writers; SQLite's own lock still decides, so its busy handler
+    stays as the backstop: a thread that waits longer than the busy timeout for its
+    turn goes ahead without one.
+    """
+
+    def __init__(self, lock_file: str | None) -> None:
+        self._threads = threading.Lock()
+        self._lock_file = lock_file
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    def enter(self) -> _Place:
+        if not self._threads.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            return _Place(thread=False, file=None)
+        fd = self._file()
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the GIL is released while it waits
+        return _Place(thread=True, file=fd)
+
+    def leave(self, place: _Place) -> None:
+        if place.file is not None:
+            fcntl.flock(place.file, fcntl.LOCK_UN)
+        if place.thread:
+            self._threads.release()
+
+    def _file(self) -> int | None:
+        # Opened per process: a descriptor inherited over fork() would share its lock.
+        if self._lock_file is None:
+            return None
+        if self._fd is None or self._fd_pid != os.getpid():
+            try:
+                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                self._lock_file = None  # e.g. a read-only directory: the busy handler only
+                return None
+            self._fd_pid = os.getpid()
+        return self._fd
+
+
+@dataclass(frozen=True)
+class _Place:
+    """What one writer holds of the queue."""
+
+    thread: bool
+    file: int | None
 
 
 def normalise_url(url: str) -> str:

@@ -29,24 +29,21 @@ def run_requested_checks(
     the checks again); nothing here changes an application's state.
     """
     actor = Actor.system("checks")
-    done = 0
-    for application in repository.awaiting_checks(session, batch_max):
-        results = run_checks(session, deps, application, now=now)
-        application.checks_requested_at = None
-        audit.record(
-            session,
-            actor,
-            "application.checks_run",
-            "application",
-            application.id,
-            {
-                "check_run": application.check_run,
-                "failed": [r.code for r in results if r.status == CheckStatus.FAIL],
-                "pending": [r.code for r in results if r.status == CheckStatus.PENDING],
-            },
+    applications = repository.awaiting_checks(session, batch_max)
+    checked = run_checks(session, deps, applications, now=now)
+    actions = []
+    for application in applications:
+        results = checked[application.id]
+        details = {
+            "check_run": application.check_run,
+            "failed": [r.code for r in results if r.status == CheckStatus.FAIL],
+            "pending": [r.code for r in results if r.status == CheckStatus.PENDING],
+        }
+        actions.append(
+            audit.Action(actor, "application.checks_run", "application", application.id, details)
         )
-        done += 1
-    return done
+    audit.record_many(session, actions)
+    return len(applications)
 
 
 def flag_sla_breaches(

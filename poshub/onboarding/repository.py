@@ -1,12 +1,20 @@
-"""Every onboarding query."""
+"""Every onboarding query.
+
+The statements of the applying paths (create, upload, submit, the checks worker) are
+built once, below, and write with plain INSERT/UPDATE statements rather than ORM
+flushes: see ``poshub.core.db.table_of`` for why.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from poshub.core.db import table_of
 from poshub.onboarding.models import (
     Application,
     ApplicationCheck,
@@ -20,6 +28,115 @@ from poshub.onboarding.models import (
 )
 from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
 
+_applications = table_of(Application)
+_terminals = table_of(TerminalRequest)
+_documents = table_of(Document)
+_checks = table_of(ApplicationCheck)
+_events = table_of(ApplicationEvent)
+_merchants = table_of(Merchant)
+_blacklist = table_of(BlacklistEntry)
+
+_BY_ACCESS = select(Application).where(
+    Application.id == bindparam("id"), Application.access_token_hash == bindparam("token_hash")
+)
+_INSERT_APPLICATION = insert(_applications)
+_UPDATE_APPLICATION = update(_applications).where(_applications.c.id == bindparam("_id"))
+_INSERT_TERMINALS = insert(_terminals)
+_INSERT_DOCUMENT = insert(_documents)
+_DOCUMENT_COUNT = (
+    select(func.count())
+    .select_from(_documents)
+    .where(_documents.c.application_id == bindparam("application_id"))
+)
+_DOCUMENT_KINDS = (
+    select(_documents.c.kind)
+    .where(_documents.c.application_id == bindparam("application_id"))
+    .distinct()
+)
+_INSERT_CHECKS = insert(_checks)
+_INSERT_EVENT = insert(_events)
+
+
+# --- Writes of the applying paths ---------------------------------------------------
+
+
+def insert_application(session: Session, application: Application) -> None:
+    """Store a new application with one INSERT and attach the object as persistent.
+
+    ``application`` must have every column set (None where empty): the object then
+    counts as fully loaded and later changes to it are flushed as usual, without the
+    ORM's insert flush or a read-back of the row just written.
+    """
+    values = {
+        column.key: getattr(application, column.key)
+        for column in _applications.columns
+        if getattr(application, column.key) is not None
+    }
+    # Absent keys, not None values: a JSON column would store None as JSON 'null'.
+    session.execute(_INSERT_APPLICATION, values)
+    make_transient_to_detached(application)
+    session.add(application)
+
+
+def update_application(session: Session, application: Application, **values: Any) -> None:
+    """One UPDATE of the application's row, applied to the loaded object as its
+    committed state, so that the ORM does not write the same values again."""
+    session.execute(_UPDATE_APPLICATION, {"_id": application.id, **values})
+    for key, value in values.items():
+        set_committed_value(application, key, value)
+
+
+def replace_terminal_lines(
+    session: Session, application_id: str, lines: Iterable[tuple[str, int]], *, new: bool
+) -> None:
+    """The application's terminal lines, as (model code, count); ``new``: none yet."""
+    if not new:
+        # ORM-enabled, so that lines already loaded in the session are removed from it
+        # too (SQLite may hand a new line the id of a deleted one).
+        session.execute(
+            delete(TerminalRequest).where(TerminalRequest.application_id == application_id)
+        )
+    rows = [
+        {"application_id": application_id, "model_code": code, "count": count}
+        for code, count in lines
+    ]
+    if rows:
+        session.execute(_INSERT_TERMINALS, rows)
+
+
+def insert_document(session: Session, values: Mapping[str, Any]) -> None:
+    session.execute(_INSERT_DOCUMENT, dict(values))
+
+
+def insert_event(session: Session, values: Mapping[str, Any]) -> None:
+    session.execute(_INSERT_EVENT, dict(values))
+
+
+def insert_checks(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Check rows of one or many applications, in one executemany."""
+    if rows:
+        session.execute(_INSERT_CHECKS, [dict(row) for row in rows])
+
+
+def finish_check_runs(session: Session, runs: Sequence[tuple[Application, int]]) -> None:
+    """Record each application's new check run number and take it off the worker's
+    queue: one executemany UPDATE for the whole batch."""
+    if not runs:
+        return
+    session.execute(
+        _UPDATE_APPLICATION,
+        [
+            {"_id": application.id, "check_run": run, "checks_requested_at": None}
+            for application, run in runs
+        ],
+    )
+    for application, run in runs:
+        set_committed_value(application, "check_run", run)
+        set_committed_value(application, "checks_requested_at", None)
+
+
+# --- Reads --------------------------------------------------------------------------
+
 
 def get(session: Session, application_id: str, *, for_update: bool = False) -> Application | None:
     statement = select(Application).where(Application.id == application_id)
@@ -30,9 +147,7 @@ def get(session: Session, application_id: str, *, for_update: bool = False) -> A
 
 def by_access(session: Session, application_id: str, token_hash: str) -> Application | None:
     return session.execute(
-        select(Application).where(
-            Application.id == application_id, Application.access_token_hash == token_hash
-        )
+        _BY_ACCESS, {"id": application_id, "token_hash": token_hash}
     ).scalar_one_or_none()
 
 
@@ -79,25 +194,12 @@ def document(session: Session, application_id: str, document_id: str) -> Documen
 
 
 def document_kinds(session: Session, application_id: str) -> set[str]:
-    rows = session.execute(
-        select(Document.kind).where(Document.application_id == application_id).distinct()
-    ).scalars()
-    return set(rows)
-
-
-def terminal_total(session: Session, application_id: str) -> int:
-    total = session.execute(
-        select(func.coalesce(func.sum(TerminalRequest.count), 0)).where(
-            TerminalRequest.application_id == application_id
-        )
-    ).scalar_one()
-    return int(total)
+    return set(session.execute(_DOCUMENT_KINDS, {"application_id": application_id}).scalars())
 
 
 def document_count(session: Session, application_id: str) -> int:
-    return session.execute(
-        select(func.count()).select_from(Document).where(Document.application_id == application_id)
-    ).scalar_one()
+    count: int = session.execute(_DOCUMENT_COUNT, {"application_id": application_id}).scalar_one()
+    return count
 
 
 def latest_checks(session: Session, application: Application) -> Sequence[ApplicationCheck]:
@@ -192,61 +294,85 @@ def status_counts(session: Session) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def open_duplicate_tracking_numbers(
-    session: Session, *, exclude_id: str, id_number_token: str, uscc: str | None, limit: int = 10
-) -> list[str]:
-    """Tracking numbers of other open applications with the same ID number or credit code."""
-    conditions = [Application.id_number_token == id_number_token]
-    if uscc:
-        conditions.append(Application.uscc == uscc)
+# --- The automated checks, set-based: one query per kind of lookup for a whole batch ---
+
+
+def terminal_totals(session: Session, application_ids: Collection[str]) -> dict[str, int]:
+    """Terminals requested per application (absent: none)."""
+    if not application_ids:
+        return {}
     rows = session.execute(
-        select(Application.tracking_number)
-        .where(
-            Application.id != exclude_id,
-            Application.status.in_([str(s) for s in OPEN_STATUSES]),
-            or_(*conditions),
+        select(_terminals.c.application_id, func.sum(_terminals.c.count))
+        .where(_terminals.c.application_id.in_(list(application_ids)))
+        .group_by(_terminals.c.application_id)
+    )
+    return {application_id: int(total) for application_id, total in rows}
+
+
+def document_kinds_of(session: Session, application_ids: Collection[str]) -> dict[str, set[str]]:
+    """Kinds of document uploaded per application (absent: none)."""
+    kinds: dict[str, set[str]] = {}
+    if application_ids:
+        rows = session.execute(
+            select(_documents.c.application_id, _documents.c.kind)
+            .where(_documents.c.application_id.in_(list(application_ids)))
+            .distinct()
         )
-        .order_by(Application.created_at)
-        .limit(limit)
-    ).scalars()
-    return list(rows)
+        for application_id, kind in rows:
+            kinds.setdefault(application_id, set()).add(kind)
+    return kinds
 
 
-def active_merchant_mids(
-    session: Session, *, id_number_token: str, uscc: str | None, limit: int = 10
-) -> list[str]:
-    """MIDs of merchants, not closed, with the same ID number or credit code."""
-    conditions = [Merchant.id_number_token == id_number_token]
-    if uscc:
-        conditions.append(Merchant.uscc == uscc)
+def open_applications_matching(
+    session: Session, id_number_tokens: Collection[str], usccs: Collection[str]
+) -> Sequence[tuple[str, str, str, str | None]]:
+    """(id, tracking number, ID number token, credit code) of open applications with one
+    of these ID numbers or credit codes, oldest first."""
+    if not id_number_tokens and not usccs:
+        return []
+    a = _applications.c
     rows = session.execute(
-        select(Merchant.mid)
-        .where(Merchant.status != str(MerchantStatus.CLOSED), or_(*conditions))
-        .order_by(Merchant.id)
-        .limit(limit)
-    ).scalars()
-    return list(rows)
+        select(a.id, a.tracking_number, a.id_number_token, a.uscc)
+        .where(
+            a.status.in_([str(s) for s in OPEN_STATUSES]),
+            or_(a.id_number_token.in_(list(id_number_tokens)), a.uscc.in_(list(usccs))),
+        )
+        .order_by(a.created_at)
+    )
+    return [(r.id, r.tracking_number, r.id_number_token, r.uscc) for r in rows]
 
 
-def blacklist_hits(session: Session, tokens: Sequence[tuple[str, str]]) -> Sequence[BlacklistEntry]:
-    """Active entries matching any (kind, token) pair."""
+def merchants_matching(
+    session: Session, id_number_tokens: Collection[str], usccs: Collection[str]
+) -> Sequence[tuple[str, str, str | None]]:
+    """(MID, ID number token, credit code) of merchants, not closed, with one of these ID
+    numbers or credit codes, oldest first."""
+    if not id_number_tokens and not usccs:
+        return []
+    m = _merchants.c
+    rows = session.execute(
+        select(m.mid, m.id_number_token, m.uscc)
+        .where(
+            m.status != str(MerchantStatus.CLOSED),
+            or_(m.id_number_token.in_(list(id_number_tokens)), m.uscc.in_(list(usccs))),
+        )
+        .order_by(m.id)
+    )
+    return [(r.mid, r.id_number_token, r.uscc) for r in rows]
+
+
+def blacklist_matching(session: Session, tokens: Collection[str]) -> Sequence[tuple[str, str, str]]:
+    """(kind, value token, reason) of active blacklist entries with one of these tokens,
+    in the order they were added."""
     if not tokens:
         return []
-    return (
-        session.execute(
-            select(BlacklistEntry).where(
-                BlacklistEntry.removed_at.is_(None),
-                or_(
-                    *[
-                        (BlacklistEntry.kind == k) & (BlacklistEntry.value_token == t)
-                        for k, t in tokens
-                    ]
-                ),
-            )
-        )
-        .scalars()
-        .all()
+    b = _blacklist.c
+    rows = session.execute(
+        select(b.kind, b.value_token, b.reason)
+        .where(b.removed_at.is_(None), b.value_token.in_(list(tokens)))
+        .order_by(b.id)
     )
+    return [(r.kind, r.value_token, r.reason) for r in rows]
 
 
 def blacklist(
@@ -305,6 +431,16 @@ def unflagged_breaches(session: Session, today: object, limit: int) -> Sequence[
         .scalars()
         .all()
     )
+
+
+_CHECKS_QUEUED = select(
+    select(_applications.c.id).where(_applications.c.checks_requested_at.is_not(None)).exists()
+)
+
+
+def checks_queued(session: Session) -> bool:
+    """Whether any application waits for its automated checks (uses the index)."""
+    return bool(session.execute(_CHECKS_QUEUED).scalar())
 
 
 def awaiting_checks(session: Session, limit: int) -> Sequence[Application]:

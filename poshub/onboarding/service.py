@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from poshub.catalog.service import ActiveModelCodes
@@ -43,7 +42,6 @@ from poshub.onboarding.models import (
     EventKind,
     Merchant,
     MerchantStatus,
-    TerminalRequest,
 )
 from poshub.onboarding.schemas import (
     AddressIn,
@@ -245,16 +243,12 @@ def _apply_fields(
 def _replace_terminal_lines(
     session: Session, application: Application, data: ApplicationIn, *, new: bool = False
 ) -> None:
-    if not new:
-        for line in repository.terminal_lines(session, application.id):
-            session.delete(line)
-        session.flush()
-    for line_in in data.terminals:
-        session.add(
-            TerminalRequest(
-                application_id=application.id, model_code=line_in.model_code, count=line_in.count
-            )
-        )
+    repository.replace_terminal_lines(
+        session,
+        application.id,
+        [(line.model_code, line.count) for line in data.terminals],
+        new=new,
+    )
 
 
 def create_application(
@@ -274,12 +268,23 @@ def create_application(
         locale=locale,
         created_at=now,
         updated_at=now,
+        submitted_at=None,
+        sla_start_date=None,
         sla_paused_working_days=0,
+        info_requested_at=None,
+        sla_target_date=None,
+        sla_breach_date=None,
+        sla_breach_reported_at=None,
+        assigned_reviewer_id=None,
+        decided_at=None,
+        decided_by_id=None,
+        decision_reasons=None,
+        decision_note=None,
         check_run=0,
+        checks_requested_at=None,
     )
     _apply_fields(application, data, region_code, deps.vault)
-    session.add(application)
-    session.flush()
+    repository.insert_application(session, application)
     _replace_terminal_lines(session, application, data, new=True)
     audit.record(
         session,
@@ -449,19 +454,20 @@ def add_document(
             limit=str(limits.DOCUMENTS_PER_APPLICATION_MAX),
         )
     digest = deps.store.put(content)
-    document = Document(
-        id=ids.new_id(),
-        application_id=application.id,
-        kind=str(document_kind),
-        content_type=verdict,
-        sha256=digest,
-        size_bytes=len(content),
-        file_name=safe_file_name(file_name),
-        uploaded_at=now,
-        uploaded_by=uploaded_by.id,
-    )
-    session.add(document)
-    application.updated_at = now
+    values = {
+        "id": ids.new_id(),
+        "application_id": application.id,
+        "kind": str(document_kind),
+        "content_type": verdict,
+        "sha256": digest,
+        "size_bytes": len(content),
+        "file_name": safe_file_name(file_name),
+        "uploaded_at": now,
+        "uploaded_by": uploaded_by.id,
+    }
+    repository.insert_document(session, values)
+    repository.update_application(session, application, updated_at=now)
+    document = Document(**values)
     audit.record(
         session,
         uploaded_by,
@@ -508,12 +514,20 @@ def submit(
                 for kind in missing
             ]
         )
-    application.status = str(ApplicationStatus.SUBMITTED)
-    application.submitted_at = now
-    application.updated_at = now
-    application.sla_start_date = today
-    application.sla_paused_working_days = 0
-    _update_deadlines(deps.settings, application)
+    target, breach = _deadlines(deps.settings, today, paused_working_days=0)
+    # One UPDATE for the whole transition, the queued checks included (request_checks).
+    repository.update_application(
+        session,
+        application,
+        status=str(ApplicationStatus.SUBMITTED),
+        submitted_at=now,
+        updated_at=now,
+        sla_start_date=today,
+        sla_paused_working_days=0,
+        sla_target_date=target,
+        sla_breach_date=breach,
+        checks_requested_at=now,
+    )
     record_event(
         session,
         application,
@@ -522,7 +536,6 @@ def submit(
         visible=True,
         now=now,
     )
-    request_checks(application, now=now)
     audit.record(
         session,
         applicant_actor(application),
@@ -553,13 +566,23 @@ def request_checks(application: Application, *, now: dt.datetime) -> None:
     application.checks_requested_at = now
 
 
-def _update_deadlines(settings: Settings, application: Application) -> None:
-    assert application.sla_start_date is not None
-    application.sla_target_date, application.sla_breach_date = sla.deadlines(
-        application.sla_start_date,
-        application.sla_paused_working_days,
+def _deadlines(
+    settings: Settings, start: dt.date, *, paused_working_days: int
+) -> tuple[dt.date, dt.date]:
+    return sla.deadlines(
+        start,
+        paused_working_days,
         settings.review_sla_target_working_days,
         settings.review_sla_breach_working_days,
+    )
+
+
+def _update_deadlines(settings: Settings, application: Application) -> None:
+    assert application.sla_start_date is not None
+    application.sla_target_date, application.sla_breach_date = _deadlines(
+        settings,
+        application.sla_start_date,
+        paused_working_days=application.sla_paused_working_days,
     )
 
 
@@ -628,24 +651,100 @@ class CheckResult:
     params: dict[str, str]
 
 
+CheckRow = tuple[str, CheckStatus, str | None, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """What the checks of a batch of applications read from the database: one query per
+    kind of lookup for the whole batch rather than five per application."""
+
+    open_applications: Sequence[tuple[str, str, str, str | None]]
+    """(id, tracking number, ID number token, credit code), oldest first."""
+    merchants: Sequence[tuple[str, str, str | None]]
+    """(MID, ID number token, credit code), oldest first."""
+    blacklisted: Sequence[tuple[str, str, str]]
+    """(kind, value token, reason), in the order added."""
+    terminal_totals: dict[str, int]
+    document_kinds: dict[str, set[str]]
+
+
 def run_checks(
     session: Session,
     deps: OnboardingDeps,
-    application: Application,
+    applications: Sequence[Application],
     *,
     now: dt.datetime,
-    missing: list[rules.DocumentKind] | None = None,
-) -> list[CheckResult]:
-    """Run every automated check as a new run; the reviewer sees the latest run.
+) -> dict[str, list[CheckResult]]:
+    """Run every automated check on each application as a new run, by application id;
+    the reviewer sees the latest run. Also takes the applications off the worker's queue.
 
     Checks inform the reviewer and never change the application's state.
     """
+    if not applications:
+        return {}
+    # The lookups are plain statements, which do not autoflush.
+    session.flush()
     today = business_date(now)
-    id_number = deps.vault.decrypt(application.id_number_enc, context=ID_NUMBER_CONTEXT)
-    account_number = deps.vault.decrypt(
-        application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+    decrypted: dict[str, tuple[str, str]] = {
+        a.id: (
+            deps.vault.decrypt(a.id_number_enc, context=ID_NUMBER_CONTEXT),
+            deps.vault.decrypt(a.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT),
+        )
+        for a in applications
+    }
+    tokens = {a.id: _blacklist_tokens(deps.vault, a) for a in applications}
+    id_number_tokens = {a.id_number_token for a in applications}
+    usccs = {a.uscc for a in applications if a.uscc}
+    ids_ = [a.id for a in applications]
+    lookups = _Lookups(
+        open_applications=repository.open_applications_matching(session, id_number_tokens, usccs),
+        merchants=repository.merchants_matching(session, id_number_tokens, usccs),
+        blacklisted=repository.blacklist_matching(
+            session, {token for pairs in tokens.values() for _, token in pairs}
+        ),
+        terminal_totals=repository.terminal_totals(session, ids_),
+        document_kinds=repository.document_kinds_of(session, ids_),
     )
-    results: list[tuple[str, CheckStatus, str | None, dict[str, str]]] = []
+    rows: list[dict[str, object]] = []
+    runs: list[tuple[Application, int]] = []
+    checked: dict[str, list[CheckResult]] = {}
+    for application in applications:
+        id_number, account_number = decrypted[application.id]
+        results = _check(
+            deps, application, id_number, account_number, tokens[application.id], lookups, today
+        )
+        run = application.check_run + 1
+        rows.extend(
+            {
+                "application_id": application.id,
+                "run": run,
+                "code": code,
+                "status": str(status),
+                "detail_code": detail,
+                "params": params,
+                "checked_at": now,
+            }
+            for code, status, detail, params in results
+        )
+        runs.append((application, run))
+        checked[application.id] = [CheckResult(*result) for result in results]
+    repository.insert_checks(session, rows)
+    repository.finish_check_runs(session, runs)
+    return checked
+
+
+def _check(
+    deps: OnboardingDeps,
+    application: Application,
+    id_number: str,
+    account_number: str,
+    blacklist_tokens: list[tuple[str, str]],
+    lookups: _Lookups,
+    today: dt.date,
+) -> list[CheckRow]:
+    """The checks of one application, given what was looked up for its batch."""
+    results: list[CheckRow] = []
 
     def rule(code: str, violation: rules.RuleViolation | None) -> None:
         if violation is None:
@@ -685,13 +784,14 @@ def run_checks(
             application.account_name, application.legal_name, application.business_name
         ),
     )
-    results.append(_duplicates_check(session, application))
-    results.append(_blacklist_check(session, deps.vault, application, account_number))
-    total = repository.terminal_total(session, application.id)
+    results.append(_duplicates_check(application, lookups))
+    results.append(_blacklist_check(blacklist_tokens, lookups))
     rule(
         "terminal_count",
         rules.check_terminal_count(
-            application.applicant_kind, total, deps.settings.terminals_per_applicant_max
+            application.applicant_kind,
+            lookups.terminal_totals.get(application.id, 0),
+            deps.settings.terminals_per_applicant_max,
         ),
     )
     info = rules.mcc_info(application.mcc)
@@ -709,8 +809,8 @@ def run_checks(
                 {"mcc": info.code, "description": info.description},
             )
         )
-    if missing is None:
-        missing = missing_documents(session, application, today)
+    provided = lookups.document_kinds.get(application.id, set())
+    missing = sorted(k for k in required_documents(application, today) if k.value not in provided)
     if missing:
         results.append(
             (
@@ -735,28 +835,10 @@ def run_checks(
             ),
         )
     )
-    application.check_run += 1
-    # One multi-row INSERT rather than an ORM object per check: checks run on every
-    # submission and answer, and this is the hot path of the onboarding API.
-    session.execute(
-        insert(ApplicationCheck),
-        [
-            {
-                "application_id": application.id,
-                "run": application.check_run,
-                "code": code,
-                "status": str(status),
-                "detail_code": detail,
-                "params": params,
-                "checked_at": now,
-            }
-            for code, status, detail, params in results
-        ],
-    )
-    return [CheckResult(code, status, detail, params) for code, status, detail, params in results]
+    return results
 
 
-def _verification(code: str, call: object) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
+def _verification(code: str, call: object) -> CheckRow:
     assert callable(call)
     try:
         result: VerificationResult = call()
@@ -768,36 +850,30 @@ def _verification(code: str, call: object) -> tuple[str, CheckStatus, str | None
     return code, CheckStatus.FAIL, "verification.mismatch", params
 
 
-def _duplicates_check(
-    session: Session, application: Application
-) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
-    others = repository.open_duplicate_tracking_numbers(
-        session,
-        exclude_id=application.id,
-        id_number_token=application.id_number_token,
-        uscc=application.uscc,
-        limit=1,
-    )
-    if others:
-        return (
-            "duplicates",
-            CheckStatus.FAIL,
-            "duplicates.application",
-            {"tracking_number": others[0]},
+def _duplicates_check(application: Application, lookups: _Lookups) -> CheckRow:
+    def same_party(id_number_token: str, uscc: str | None) -> bool:
+        return id_number_token == application.id_number_token or bool(
+            application.uscc and uscc == application.uscc
         )
-    mids = repository.active_merchant_mids(
-        session, id_number_token=application.id_number_token, uscc=application.uscc, limit=1
-    )
-    if mids:
-        # An existing merchant may legitimately apply for more terminals, so this is a
-        # warning for the reviewer rather than a failure.
-        return "duplicates", CheckStatus.WARN, "duplicates.merchant", {"mid": mids[0]}
+
+    for other_id, tracking_number, id_number_token, uscc in lookups.open_applications:
+        if other_id != application.id and same_party(id_number_token, uscc):
+            return (
+                "duplicates",
+                CheckStatus.FAIL,
+                "duplicates.application",
+                {"tracking_number": tracking_number},
+            )
+    for mid, id_number_token, uscc in lookups.merchants:
+        if same_party(id_number_token, uscc):
+            # An existing merchant may legitimately apply for more terminals, so this is
+            # a warning for the reviewer rather than a failure.
+            return "duplicates", CheckStatus.WARN, "duplicates.merchant", {"mid": mid}
     return "duplicates", CheckStatus.PASS, "ok", {}
 
 
-def _blacklist_check(
-    session: Session, vault: KeyVault, application: Application, account_number: str
-) -> tuple[str, CheckStatus, str | None, dict[str, str]]:
+def _blacklist_tokens(vault: KeyVault, application: Application) -> list[tuple[str, str]]:
+    """(kind, lookup token) of every value of the application the blacklist can name."""
     tokens = [
         (str(BlacklistKind.ID_NUMBER), application.id_number_token),
         (str(BlacklistKind.ACCOUNT_NUMBER), application.account_number_token),
@@ -813,7 +889,14 @@ def _blacklist_check(
                 vault.token(application.uscc, purpose=TOKEN_PURPOSE[BlacklistKind.USCC]),
             )
         )
-    hits = repository.blacklist_hits(session, tokens)
+    return tokens
+
+
+def _blacklist_check(tokens: list[tuple[str, str]], lookups: _Lookups) -> CheckRow:
+    wanted = set(tokens)
+    hits = [
+        (kind, reason) for kind, token, reason in lookups.blacklisted if (kind, token) in wanted
+    ]
     if not hits:
         return "blacklist", CheckStatus.PASS, "ok", {}
     return (
@@ -821,8 +904,8 @@ def _blacklist_check(
         CheckStatus.FAIL,
         "blacklist.hit",
         {
-            "kinds": ", ".join(sorted({h.kind for h in hits})),
-            "reasons": "; ".join(h.reason for h in hits[:3]),
+            "kinds": ", ".join(sorted({kind for kind, _ in hits})),
+            "reasons": "; ".join(reason for _, reason in hits[:3]),
         },
     )
 
@@ -841,18 +924,20 @@ def record_event(
     data: dict[str, object] | None = None,
     visible: bool = False,
 ) -> ApplicationEvent:
-    event = ApplicationEvent(
-        application_id=application.id,
-        kind=str(kind),
-        author_kind=str(actor.kind),
-        author_id=actor.id,
-        body=body,
-        data=data or {},
-        visible_to_applicant=visible,
-        created_at=now,
-    )
-    session.add(event)
-    return event
+    """Add to the application's timeline; returns the event as written (not attached to
+    the session: nothing needs its id)."""
+    values = {
+        "application_id": application.id,
+        "kind": str(kind),
+        "author_kind": str(actor.kind),
+        "author_id": actor.id,
+        "body": body,
+        "data": data or {},
+        "visible_to_applicant": visible,
+        "created_at": now,
+    }
+    repository.insert_event(session, values)
+    return ApplicationEvent(**values)
 
 
 def get_for_review(
@@ -1241,8 +1326,7 @@ def rerun_checks(
         ApplicationStatus.NEEDS_INFO,
     ):
         raise Conflict(N_("Checks run only on applications being reviewed."), code="not_in_review")
-    checks = run_checks(session, deps, application, now=now)
-    application.checks_requested_at = None
+    checks = run_checks(session, deps, [application], now=now)[application.id]
     audit.record(
         session,
         reviewer.actor,

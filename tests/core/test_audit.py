@@ -68,6 +68,24 @@ def test_each_row_links_to_the_previous_hash(database: Database) -> None:
         assert rows[2].prev_hash == rows[1].hash
 
 
+def test_a_batch_of_entries_is_chained_in_order(database: Database) -> None:
+    _append(database, 2)
+    actor = Actor.system("checks")
+    with database.unit_of_work() as uow:
+        recorded = audit.record_many(
+            uow.session,
+            [audit.Action(actor, "thing.checked", "thing", str(n), {"n": n}) for n in range(3)],
+        )
+        assert audit.record_many(uow.session, []) == []
+        uow.commit()
+    assert [r.seq for r in recorded] == [3, 4, 5]
+    assert _verify(database) == (5, None)
+    with database.unit_of_work(read_only=True) as uow:
+        rows = sorted(audit.recent(uow.session, entity_id=None, limit=10), key=lambda r: r.seq)
+        assert [r.entity_id for r in rows[2:]] == ["0", "1", "2"]
+        assert [r.hash for r in rows[2:]] == [r.hash for r in recorded]
+
+
 def test_database_refuses_update_and_delete(database: Database) -> None:
     _append(database, 2)
     for statement in (

@@ -69,6 +69,38 @@ def test_a_rolled_back_or_failed_writer_does_not_block_the_next(sqlite_db: Datab
     assert done.wait(timeout=10)
 
 
+def test_writers_of_another_engine_queue_on_the_lock_file(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A second engine stands for another process (its own descriptor of the lock file):
+    its writer waits for the first's commit and then goes ahead, without an error."""
+    assert (tmp_path / "x.db.writers").exists()
+    other = Database(make_engine(f"sqlite:///{tmp_path / 'x.db'}"))
+    finished: list[float] = []
+
+    def writer() -> None:
+        with other.unit_of_work() as uow:
+            uow.session.execute(text("INSERT INTO t (v) VALUES ('second')"))
+            uow.commit()
+        finished.append(time.perf_counter())
+
+    with sqlite_db.unit_of_work() as uow:
+        uow.session.execute(text("INSERT INTO t (v) VALUES ('first')"))
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(0.3)
+        assert not finished  # still queued behind the open write transaction
+        committed = time.perf_counter()
+        uow.commit()
+    thread.join(timeout=10)
+    other.dispose()
+    assert finished
+    assert finished[0] >= committed
+    with sqlite_db.unit_of_work(read_only=True) as uow:
+        rows = uow.session.execute(text("SELECT v FROM t ORDER BY id")).scalars().all()
+    assert rows == ["first", "second"]
+
+
 def test_readers_do_not_wait_for_a_writer(sqlite_db: Database) -> None:
     with sqlite_db.unit_of_work() as writer:
         writer.session.execute(text("INSERT INTO t (v) VALUES ('pending')"))

@@ -677,6 +677,26 @@ def test_second_application_with_the_same_id_fails_the_duplicates_check(
     assert _checks(client, first["id"])["duplicates"]["status"] == "pass"
 
 
+def test_applications_checked_in_one_batch_are_duplicates_of_each_other(
+    client: TestClient,
+) -> None:
+    """The worker looks duplicates up for its whole batch at once; each application of the
+    batch still finds the others, as when they were checked one after the other."""
+    id_number = resident_id()
+    first = create_and_submit(client, id_number=id_number, run_checks=False)
+    second = create_and_submit(client, id_number=id_number, run_checks=False)
+    alone = create_and_submit(client, run_checks=False)
+    assert run_worker(client)["applications_checked"] == 3
+    login(client, "reviewer")
+    assert _checks(client, first["id"])["duplicates"]["params"] == {
+        "tracking_number": second["tracking_number"]
+    }
+    assert _checks(client, second["id"])["duplicates"]["params"] == {
+        "tracking_number": first["tracking_number"]
+    }
+    assert _checks(client, alone["id"])["duplicates"]["status"] == "pass"
+
+
 ID_ENDING_IN_X = resident_id(born=dt.date(1985, 1, 2), sequence=9)
 
 

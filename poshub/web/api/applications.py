@@ -44,9 +44,11 @@ from poshub.web.deps import (
     app_state,
     applicant,
     read_uow,
+    request_translator,
     translator,
     write_uow,
 )
+from poshub.web.state import AppState
 from poshub.web.views import applicant_view
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
@@ -61,19 +63,25 @@ def _own(uow: UnitOfWork, application_id: str, credential: ApplicantCredential) 
     return application
 
 
+# The applying endpoints (create, upload, submit) are the busiest: they are ``async`` and
+# make one explicit thread-pool hop for their database work. A plain ``def`` endpoint
+# costs a second hop (FastAPI validates its return value in the thread pool too), and its
+# unit-of-work and translator dependencies add per-request dependency solving.
+
+
 @router.post("", status_code=201, dependencies=[PUBLIC])
-def create(
-    body: ApplicationIn,
-    request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    t: Annotated[Translator, Depends(translator)],
-) -> ApplicationCreated:
+async def create(body: ApplicationIn, request: Request) -> ApplicationCreated:
     """Start an application. Answers with the access token, shown only this once."""
-    state = app_state(request)
-    application, token = create_application(
-        uow.session, state.onboarding, body, locale=t.locale, now=utcnow()
-    )
-    uow.commit()
+    locale = request_translator(request).locale
+    return await run_in_threadpool(_create, app_state(request), body, locale)
+
+
+def _create(state: AppState, body: ApplicationIn, locale: str) -> ApplicationCreated:
+    with state.db.unit_of_work() as uow:
+        application, token = create_application(
+            uow.session, state.onboarding, body, locale=locale, now=utcnow()
+        )
+        uow.commit()
     return ApplicationCreated(
         id=application.id,
         tracking_number=application.tracking_number,
@@ -197,17 +205,23 @@ def download_headers(file_name: str) -> dict[str, str]:
 
 
 @router.post("/{application_id}/submit")
-def submit_application(
+async def submit_application(
     application_id: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
 ) -> ApplicationStatusOut:
     """Submit for review: requires every document the applicant kind needs. The automated
     checks run in the background; the answer says by when a decision is expected."""
-    application = _own(uow, application_id, credential)
-    submit(uow.session, app_state(request).onboarding, application, now=utcnow())
-    uow.commit()
+    return await run_in_threadpool(_submit, app_state(request), application_id, credential)
+
+
+def _submit(
+    state: AppState, application_id: str, credential: ApplicantCredential
+) -> ApplicationStatusOut:
+    with state.db.unit_of_work() as uow:
+        application = _own(uow, application_id, credential)
+        submit(uow.session, state.onboarding, application, now=utcnow())
+        uow.commit()
     return ApplicationStatusOut(
         id=application.id,
         tracking_number=application.tracking_number,
