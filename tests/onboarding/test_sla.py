@@ -129,3 +129,17 @@ def test_worker_flags_a_breach_once(state: AppState) -> None:
     with state.db.unit_of_work(read_only=True) as uow:
         kinds = [e.kind for e in repository.events(uow.session, application_id, 50)]
         assert kinds[-1] == "sla_breached"
+
+
+def test_worker_passes_sweep_only_when_asked(state: AppState) -> None:
+    """The worker runs the SLA sweeps once a minute, not on every pass (runtime.py)."""
+    from poshub.runtime import run_jobs_once
+
+    deps = state.onboarding
+    with state.db.unit_of_work() as uow:
+        application = _draft_with_documents(uow.session, state, at("2025-09-01"))
+        service.submit(uow.session, deps, application, now=at("2025-09-02"))
+        uow.commit()
+    assert run_jobs_once(state, sweeps=False)["sla_breaches_flagged"] == 0
+    assert run_jobs_once(state)["sla_breaches_flagged"] == 1  # long overdue by now
+    assert run_jobs_once(state)["sla_breaches_flagged"] == 0  # once only
