@@ -162,6 +162,109 @@ def cmd_catalog_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
+    """Stock-in from a CSV on the command line, for deliveries too large for a browser."""
+    from poshub.core.db import utcnow
+    from poshub.core.i18n import Translator
+    from poshub.core.limits import STOCK_CSV_BYTES_MAX
+    from poshub.core.roles import Role
+    from poshub.runtime import open_database
+    from poshub.staff import repository as staff_repository
+    from poshub.staff.service import Principal
+    from poshub.terminals import service as terminal_service
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    if len(data) > STOCK_CSV_BYTES_MAX:
+        print(f"{path} is larger than {STOCK_CSV_BYTES_MAX} bytes; split it", file=sys.stderr)
+        return EXIT_FAILURE
+    database = open_database(_settings(args))
+    t = Translator("en")
+    with database.unit_of_work() as uow:
+        user = staff_repository.by_username(uow.session, args.as_user)
+        roles = staff_repository.roles_of(uow.session, user.id) if user else frozenset()
+        if user is None or not user.active or Role.OPERATIONS not in roles:
+            print(
+                f"{args.as_user}: no active staff account with the operations role", file=sys.stderr
+            )
+            return EXIT_FAILURE
+        actor = Principal(user.id, user.username, user.display_name, roles).actor
+        result = terminal_service.stock_in(
+            uow.session, data, file_name=path.name, user_id=user.id, actor=actor, now=utcnow()
+        )
+        if result.batch is None:
+            print(
+                f"{path}: nothing imported; fix these rows and send the file again:",
+                file=sys.stderr,
+            )
+            for problem in result.problems:
+                message = t(problem.message, problem.params)
+                print(f"  row {problem.row}, {problem.column}: {message}", file=sys.stderr)
+            return EXIT_FAILURE
+        uow.commit()
+    print(
+        f"{result.imported} devices in stock (batch {result.batch.id}, sha256 {result.batch.file_sha256})"
+    )
+    return EXIT_OK
+
+
+def cmd_terminal_list(args: argparse.Namespace) -> int:
+    from poshub.onboarding import repository as onboarding_repository
+    from poshub.runtime import open_database
+    from poshub.terminals import service as terminal_service
+
+    database = open_database(_settings(args))
+    with database.unit_of_work(read_only=True) as uow:
+        merchant = onboarding_repository.merchant_by_mid(uow.session, args.mid)
+        if merchant is None:
+            print(f"no merchant has MID {args.mid}", file=sys.stderr)
+            return EXIT_FAILURE
+        for summary in terminal_service.merchant_terminals(uow.session, merchant.id):
+            print(
+                f"{summary.tid}  {summary.status:<12} {summary.model_code:<10} "
+                f"{summary.serial_number or '-':<18} {summary.device_status or '-':<10} "
+                f"KCV {summary.kcv or '-'}"
+            )
+    return EXIT_OK
+
+
+def cmd_terminal_show(args: argparse.Namespace) -> int:
+    """One terminal, with its key check value recomputed from the stored key block: a
+    quick proof that the configured KEK unwraps the fleet's keys."""
+    from poshub.core.crypto import KeyVault, load_kek
+    from poshub.runtime import open_database
+    from poshub.terminals import hsm, repository
+    from poshub.terminals import service as terminal_service
+
+    settings = _settings(args)
+    database = open_database(settings)
+    vault = KeyVault(load_kek(settings))
+    with database.unit_of_work(read_only=True) as uow:
+        terminal = repository.terminal_by_tid(uow.session, args.tid)
+        if terminal is None:
+            print(f"no terminal has TID {args.tid}", file=sys.stderr)
+            return EXIT_FAILURE
+        device = repository.device_of(uow.session, terminal.id)
+        key = repository.current_key(uow.session, terminal.id)
+        print(f"TID {terminal.tid}: {terminal.status}, model {terminal.model_code}")
+        print(f"device: {device.serial_number + ' (' + device.status + ')' if device else '-'}")
+        if key is None:
+            print("master key: none")
+            return EXIT_OK
+        try:
+            recomputed = terminal_service.key_check_value(uow.session, vault, terminal)
+        except hsm.KeyBlockError:
+            print("master key: the key block does not unwrap under this KEK", file=sys.stderr)
+            return EXIT_FAILURE
+        verdict = "matches" if recomputed == key.kcv else "DOES NOT MATCH"
+        print(f"master key: KCV {key.kcv} ({key.source}); unwrapped under the KEK: {verdict}")
+        return EXIT_OK if recomputed == key.kcv else EXIT_FAILURE
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from poshub.demo_runner import run_demo
 
@@ -224,6 +327,30 @@ def build_parser() -> argparse.ArgumentParser:
     load = catalog_sub.add_parser("load", help="load terminal models and fee plans from JSON")
     load.add_argument("file", nargs="?", help="catalogue JSON (default: the shipped sample)")
     load.set_defaults(func=cmd_catalog_load)
+
+    inventory = sub.add_parser("inventory", help="terminal devices in stock")
+    inventory_sub = inventory.add_subparsers(
+        dest="inventory_command", required=True, metavar="SUBCOMMAND"
+    )
+    stock_in = inventory_sub.add_parser(
+        "stock-in", help="import devices from a CSV (all or nothing; docs/terminals.md)"
+    )
+    stock_in.add_argument("file", help="CSV: serial_number,model_code,warehouse[,firmware_version]")
+    stock_in.add_argument("--as", dest="as_user", required=True, help="operations staff username")
+    stock_in.set_defaults(func=cmd_inventory_stock_in)
+
+    terminal = sub.add_parser("terminal", help="terminals (TIDs) and their keys")
+    terminal_sub = terminal.add_subparsers(
+        dest="terminal_command", required=True, metavar="SUBCOMMAND"
+    )
+    listing = terminal_sub.add_parser("list", help="a merchant's terminals")
+    listing.add_argument("--mid", required=True, help="merchant number (15 digits)")
+    listing.set_defaults(func=cmd_terminal_list)
+    show = terminal_sub.add_parser(
+        "show", help="one terminal; checks its key block unwraps to the recorded KCV"
+    )
+    show.add_argument("tid", help="terminal id (8 digits)")
+    show.set_defaults(func=cmd_terminal_show)
     return parser
 
 

@@ -32,6 +32,9 @@ def test_help_exists_for_every_command(capsys: pytest.CaptureFixture[str]) -> No
         ["audit", "verify"],
         ["user", "add"],
         ["catalog", "load"],
+        ["inventory", "stock-in"],
+        ["terminal", "list"],
+        ["terminal", "show"],
     ):
         with pytest.raises(SystemExit) as raised:
             main([*command, "--help"])
@@ -111,3 +114,57 @@ def test_bad_configuration_exits_2(
     monkeypatch.setenv("POSHUB_ACQUIRER_CODE", "89")
     assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 2
     assert "acquirer_code" in capsys.readouterr().err
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("POSHUB_MODE", "demo")  # the demo's key file stands in for POSHUB_KEK
+    assert main(["--data-dir", str(tmp_path), "demo", "--no-serve"]) == 0
+    return tmp_path
+
+
+def test_terminal_commands_show_the_fleet_and_check_keys(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["--data-dir", str(demo_dir), "terminal", "list", "--mid", "898340154110001"]) == 0
+    out = capsys.readouterr().out
+    assert "10000001" in out
+    assert "08D7B4FB" in out
+    assert main(["--data-dir", str(demo_dir), "terminal", "show", "10000001"]) == 0
+    assert "unwrapped under the KEK: matches" in capsys.readouterr().out
+    assert main(["--data-dir", str(demo_dir), "terminal", "show", "99999999"]) == 1
+    assert "no terminal has TID 99999999" in capsys.readouterr().err
+    assert main(["--data-dir", str(demo_dir), "terminal", "list", "--mid", "1"]) == 1
+
+
+def test_terminal_show_fails_under_another_kek(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSHUB_KEK", "11" * 32)
+    assert main(["--data-dir", str(demo_dir), "terminal", "show", "10000001"]) == 1
+    err = capsys.readouterr().err
+    assert "does not unwrap" in err
+    assert "0123456789ABCDEF" not in err
+
+
+def test_stock_in_from_the_command_line_is_all_or_nothing(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "serial_number,model_code,warehouse\nSN-CLI-0001,SMART-A8,仓\nSN-CLI-0001,SMART-A8,仓\n",
+        encoding="utf-8",
+    )
+    args = ["--data-dir", str(demo_dir), "inventory", "stock-in"]
+    assert main([*args, str(bad), "--as", "ops"]) == 1
+    err = capsys.readouterr().err
+    assert "nothing imported" in err
+    assert "row 3, serial_number" in err
+    assert main([*args, str(bad), "--as", "reviewer"]) == 1
+    assert "operations role" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "missing.csv"), "--as", "ops"]) == 1
+    good = tmp_path / "good.csv"
+    good.write_text("serial_number,model_code,warehouse\nSN-CLI-0001,SMART-A8,仓\n", "utf-8")
+    assert main([*args, str(good), "--as", "ops"]) == 0
+    assert "1 devices in stock" in capsys.readouterr().out
