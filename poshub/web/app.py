@@ -51,17 +51,23 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        # API answers carry personal data and, once, device secrets and key blocks: no
+        # browser or proxy may keep a copy. (Pages set it when rendered; static assets may
+        # be cached.)
+        self.api_headers = [*self.headers, (b"cache-control", b"no-store")]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        extra = self.api_headers if scope["path"].startswith("/api/") else self.headers
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in self.headers if name not in present
+                    (name, value) for name, value in extra if name not in present
                 ]
             await send(message)
 

@@ -15,6 +15,9 @@ def test_every_response_carries_security_headers(client: TestClient) -> None:
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    # No API answer is kept by a browser or proxy (some carry device secrets once).
+    assert client.get("/api/v1/catalog/terminal-models").headers["cache-control"] == "no-store"
+    assert "no-store" not in client.get("/static/app.css").headers.get("cache-control", "")
 
 
 def test_language_switch_sets_a_cookie_and_refuses_open_redirects(client: TestClient) -> None:
