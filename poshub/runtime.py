@@ -12,7 +12,7 @@ from poshub.core.settings import Settings
 from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.jobs import CHECK_BATCH_MAX, flag_sla_breaches, run_requested_checks
+from poshub.onboarding.jobs import CHECK_BATCH_MAX, check_queued, flag_sla_breaches
 from poshub.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,8 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
     """One pass of the scheduled jobs, each in its own transaction; the SLA sweeps only
     when ``sweeps`` is true."""
     results: dict[str, int] = {"sla_breaches_flagged": 0, "work_order_breaches_flagged": 0}
-    with state.db.unit_of_work() as uow:
-        results["applications_checked"] = run_requested_checks(
-            uow.session, state.onboarding, now=utcnow()
-        )
-        uow.commit()
+    # Computed outside the write transaction, written in a short one (onboarding/jobs.py).
+    results["applications_checked"] = check_queued(state.db, state.onboarding, now=utcnow())
     with state.db.unit_of_work() as uow:
         results["notifications_sent"] = dispatch_pending(uow.session, state.notifier)
         uow.commit()

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from poshub.core import audit
 from poshub.core.audit import Actor
 from poshub.core.clock import business_date
+from poshub.core.db import Database
 from poshub.onboarding import repository
-from poshub.onboarding.models import CheckStatus, EventKind
-from poshub.onboarding.service import OnboardingDeps, record_event, run_checks
+from poshub.onboarding.models import Application, CheckStatus, EventKind
+from poshub.onboarding.service import (
+    CheckResult,
+    ComputedChecks,
+    OnboardingDeps,
+    compute_checks,
+    record_checks,
+    record_event,
+    run_checks,
+)
 
 SLA_SWEEP_BATCH_MAX = 500
 CHECK_BATCH_MAX = 20
@@ -28,9 +38,47 @@ def run_requested_checks(
     A provider that does not answer leaves its check ``pending`` (the reviewer can run
     the checks again); nothing here changes an application's state.
     """
-    actor = Actor.system("checks")
     applications = repository.awaiting_checks(session, batch_max)
     checked = run_checks(session, deps, applications, now=now)
+    _audit_check_runs(session, applications, checked)
+    return len(applications)
+
+
+def check_queued(
+    database: Database, deps: OnboardingDeps, *, now: dt.datetime, batch_max: int = CHECK_BATCH_MAX
+) -> int:
+    """The worker's way to run queued checks: compute a batch in a read-only transaction
+    (lookups, rules and the verification provider, which may take a while), then write the
+    results in a short write transaction, for the applications still queued exactly as they
+    were read. Returns how many were written; the others are picked up by the next pass.
+    """
+    with database.unit_of_work(read_only=True) as uow:
+        applications = repository.queued_for_checks(uow.session, batch_max)
+        computed = compute_checks(uow.session, deps, applications, now=now)
+        seen = {
+            a.id: (a.check_run, a.checks_requested_at)
+            for a in applications
+            if a.checks_requested_at is not None
+        }
+        # Keep the rows as read: ending the read-only transaction would expire them.
+        uow.session.expunge_all()
+    if not seen:
+        return 0
+    with database.unit_of_work() as uow:
+        claimed = repository.claim_check_runs(uow.session, seen)
+        batch: ComputedChecks = computed.only(claimed)
+        record_checks(uow.session, batch)
+        _audit_check_runs(uow.session, [a for a, _ in batch.runs], batch.checked)
+        uow.commit()
+    return len(claimed)
+
+
+def _audit_check_runs(
+    session: Session,
+    applications: Sequence[Application],
+    checked: Mapping[str, list[CheckResult]],
+) -> None:
+    actor = Actor.system("checks")
     actions = []
     for application in applications:
         results = checked[application.id]
@@ -43,7 +91,6 @@ def run_requested_checks(
             audit.Action(actor, "application.checks_run", "application", application.id, details)
         )
     audit.record_many(session, actions)
-    return len(applications)
 
 
 def flag_sla_breaches(

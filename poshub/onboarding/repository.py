@@ -7,6 +7,7 @@ flushes: see ``poshub.core.db.table_of`` for why.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -441,6 +442,41 @@ _CHECKS_QUEUED = select(
 def checks_queued(session: Session) -> bool:
     """Whether any application waits for its automated checks (uses the index)."""
     return bool(session.execute(_CHECKS_QUEUED).scalar())
+
+
+def queued_for_checks(session: Session, limit: int) -> Sequence[Application]:
+    """Applications with a queued check run, oldest request first, read without locks
+    (the worker computes their checks before it writes anything)."""
+    return (
+        session.execute(
+            select(Application)
+            .where(Application.checks_requested_at.is_not(None))
+            .order_by(Application.checks_requested_at)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def claim_check_runs(session: Session, seen: Mapping[str, tuple[int, dt.datetime]]) -> set[str]:
+    """Of the applications whose (check run, request time) were ``seen`` when their checks
+    were computed, those still queued exactly so: locked for this transaction (on
+    PostgreSQL another worker's claim is skipped, not waited for). An application whose
+    checks were requested again, or already run, meanwhile is left for the next pass."""
+    if not seen:
+        return set()
+    rows = session.execute(
+        select(Application.id, Application.check_run, Application.checks_requested_at)
+        .where(Application.id.in_(sorted(seen)))
+        .with_for_update(skip_locked=True)
+    ).all()
+    return {
+        row.id
+        for row in rows
+        if row.checks_requested_at is not None
+        and (row.check_run, row.checks_requested_at) == seen[row.id]
+    }
 
 
 def awaiting_checks(session: Session, limit: int) -> Sequence[Application]:

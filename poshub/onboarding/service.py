@@ -669,6 +669,23 @@ class _Lookups:
     document_kinds: dict[str, set[str]]
 
 
+@dataclass(frozen=True)
+class ComputedChecks:
+    """A batch's check results, computed but not yet written."""
+
+    rows: list[dict[str, object]]
+    runs: list[tuple[Application, int]]
+    checked: dict[str, list[CheckResult]]
+
+    def only(self, application_ids: set[str]) -> ComputedChecks:
+        """The part of the batch for these applications."""
+        return ComputedChecks(
+            [r for r in self.rows if r["application_id"] in application_ids],
+            [(a, run) for a, run in self.runs if a.id in application_ids],
+            {k: v for k, v in self.checked.items() if k in application_ids},
+        )
+
+
 def run_checks(
     session: Session,
     deps: OnboardingDeps,
@@ -681,8 +698,29 @@ def run_checks(
 
     Checks inform the reviewer and never change the application's state.
     """
+    computed = compute_checks(session, deps, applications, now=now)
+    record_checks(session, computed)
+    return computed.checked
+
+
+def record_checks(session: Session, computed: ComputedChecks) -> None:
+    """Write a computed batch: the check rows, and each application's new run number."""
+    repository.insert_checks(session, computed.rows)
+    repository.finish_check_runs(session, computed.runs)
+
+
+def compute_checks(
+    session: Session,
+    deps: OnboardingDeps,
+    applications: Sequence[Application],
+    *,
+    now: dt.datetime,
+) -> ComputedChecks:
+    """Every automated check of each application, reading what the batch needs and
+    calling the verification provider, but writing nothing: the worker does this outside
+    the write transaction, so a slow provider never holds the database's write lock."""
     if not applications:
-        return {}
+        return ComputedChecks([], [], {})
     # The lookups are plain statements, which do not autoflush.
     session.flush()
     today = business_date(now)
@@ -729,9 +767,7 @@ def run_checks(
         )
         runs.append((application, run))
         checked[application.id] = [CheckResult(*result) for result in results]
-    repository.insert_checks(session, rows)
-    repository.finish_check_runs(session, runs)
-    return checked
+    return ComputedChecks(rows, runs, checked)
 
 
 def _check(
