@@ -50,6 +50,7 @@ from poshub.web.deps import (
 )
 from poshub.web.state import AppState
 from poshub.web.views import applicant_view
+from poshub.web.writes import run_write
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 
@@ -73,7 +74,7 @@ def _own(uow: UnitOfWork, application_id: str, credential: ApplicantCredential) 
 async def create(body: ApplicationIn, request: Request) -> ApplicationCreated:
     """Start an application. Answers with the access token, shown only this once."""
     locale = request_translator(request).locale
-    return await run_in_threadpool(_create, app_state(request), body, locale)
+    return await run_write(request, _create, app_state(request), body, locale)
 
 
 def _create(state: AppState, body: ApplicationIn, locale: str) -> ApplicationCreated:
@@ -212,7 +213,7 @@ async def submit_application(
 ) -> ApplicationStatusOut:
     """Submit for review: requires every document the applicant kind needs. The automated
     checks run in the background; the answer says by when a decision is expected."""
-    return await run_in_threadpool(_submit, app_state(request), application_id, credential)
+    return await run_write(request, _submit, app_state(request), application_id, credential)
 
 
 def _submit(
