@@ -42,6 +42,9 @@ _BY_ACCESS = select(Application).where(
 )
 _INSERT_APPLICATION = insert(_applications)
 _UPDATE_APPLICATION = update(_applications).where(_applications.c.id == bindparam("_id"))
+_UPDATE_APPLICATION_IN_STATUS = update(_applications).where(
+    _applications.c.id == bindparam("_id"), _applications.c.status == bindparam("_status")
+)
 _INSERT_TERMINALS = insert(_terminals)
 _INSERT_DOCUMENT = insert(_documents)
 _DOCUMENT_COUNT = (
@@ -85,6 +88,28 @@ def update_application(session: Session, application: Application, **values: Any
     session.execute(_UPDATE_APPLICATION, {"_id": application.id, **values})
     for key, value in values.items():
         set_committed_value(application, key, value)
+
+
+def update_application_in_status(
+    session: Session, application: Application, expected_status: str, **values: Any
+) -> bool:
+    """:func:`update_application`, but only if the row is still in ``expected_status``
+    (it may have been read in an earlier transaction); False when it was not."""
+    result = session.execute(
+        _UPDATE_APPLICATION_IN_STATUS,
+        {"_id": application.id, "_status": expected_status, **values},
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for key, value in values.items():
+        set_committed_value(application, key, value)
+    return True
+
+
+def status_of(session: Session, application_id: str) -> str | None:
+    return session.execute(
+        select(Application.status).where(Application.id == application_id)
+    ).scalar_one_or_none()
 
 
 def replace_terminal_lines(

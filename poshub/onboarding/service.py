@@ -495,10 +495,21 @@ def missing_documents(
     return sorted(k for k in required_documents(application, today) if k.value not in provided)
 
 
-def submit(
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """What a submission decided before writing: checked in a read-only transaction, so
+    the write lock is held only for the writes."""
+
+    today: dt.date
+    target: dt.date
+    breach: dt.date
+
+
+def prepare_submission(
     session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
-) -> None:
-    """Submit for review: needs every required document; queues the automated checks."""
+) -> PreparedSubmission:
+    """Refuse a submission that cannot happen (state, missing documents); compute the SLA.
+    Reads only; documents are never removed, so a check passed here still holds."""
     ensure_transition(application.status, ApplicationStatus.SUBMITTED)
     today = business_date(now)
     missing = missing_documents(session, application, today)
@@ -515,19 +526,41 @@ def submit(
             ]
         )
     target, breach = _deadlines(deps.settings, today, paused_working_days=0)
+    return PreparedSubmission(today, target, breach)
+
+
+def submit(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    *,
+    now: dt.datetime,
+    prepared: PreparedSubmission | None = None,
+) -> None:
+    """Submit for review: needs every required document; queues the automated checks.
+    ``prepared`` comes from :func:`prepare_submission` in an earlier read-only transaction;
+    the write then happens only if the application is still a draft."""
+    if prepared is None:
+        prepared = prepare_submission(session, deps, application, now=now)
     # One UPDATE for the whole transition, the queued checks included (request_checks).
-    repository.update_application(
+    submitted = repository.update_application_in_status(
         session,
         application,
+        str(ApplicationStatus.DRAFT),
         status=str(ApplicationStatus.SUBMITTED),
         submitted_at=now,
         updated_at=now,
-        sla_start_date=today,
+        sla_start_date=prepared.today,
         sla_paused_working_days=0,
-        sla_target_date=target,
-        sla_breach_date=breach,
+        sla_target_date=prepared.target,
+        sla_breach_date=prepared.breach,
         checks_requested_at=now,
     )
+    if not submitted:  # submitted or withdrawn meanwhile, e.g. from another tab
+        ensure_transition(
+            repository.status_of(session, application.id) or application.status,
+            ApplicationStatus.SUBMITTED,
+        )
     record_event(
         session,
         application,

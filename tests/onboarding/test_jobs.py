@@ -63,3 +63,35 @@ def test_a_request_made_while_computing_is_not_overwritten(
     monkeypatch.setattr(jobs, "compute_checks", compute)
     assert jobs.check_queued(state.db, state.onboarding, now=utcnow()) == 1
     assert _queued(state, created["id"]) == (1, None)
+
+
+def test_a_submission_prepared_before_another_one_landed_is_refused(
+    client: TestClient, state: AppState
+) -> None:
+    """Submit checks in a read-only transaction and writes in another: if the application
+    left the draft state in between (a second tab), the write is a 409, not a second
+    submission."""
+    from poshub.core.errors import Conflict
+    from poshub.onboarding import service
+    from tests.factories import create, upload_required
+
+    created = create(client)
+    upload_required(client, created)
+    deps = state.onboarding
+    with state.db.unit_of_work(read_only=True) as uow:
+        application = repository.get(uow.session, created["id"])
+        assert application is not None
+        prepared = service.prepare_submission(uow.session, deps, application, now=utcnow())
+        uow.session.expunge(application)
+    with state.db.unit_of_work() as uow:  # the other tab
+        other = repository.get(uow.session, created["id"])
+        assert other is not None
+        service.submit(uow.session, deps, other, now=utcnow())
+        uow.commit()
+    with state.db.unit_of_work() as uow, pytest.raises(Conflict) as refused:
+        service.submit(uow.session, deps, application, now=utcnow(), prepared=prepared)
+    assert refused.value.code == "invalid_transition"
+    assert refused.value.params["current"] == "submitted"
+    with state.db.unit_of_work(read_only=True) as uow:
+        events = [e.kind for e in repository.events(uow.session, created["id"], 50)]
+    assert events.count("submitted") == 1

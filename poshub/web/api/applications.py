@@ -34,6 +34,7 @@ from poshub.onboarding.service import (
     answer_request,
     applicant_actor,
     create_application,
+    prepare_submission,
     submit,
     tracking_url,
     update_application,
@@ -219,9 +220,15 @@ async def submit_application(
 def _submit(
     state: AppState, application_id: str, credential: ApplicantCredential
 ) -> ApplicationStatusOut:
-    with state.db.unit_of_work() as uow:
+    now = utcnow()
+    # Checked in a read-only transaction; the write transaction only writes, so the
+    # SQLite write lock is held as briefly as possible.
+    with state.db.unit_of_work(read_only=True) as uow:
         application = _own(uow, application_id, credential)
-        submit(uow.session, state.onboarding, application, now=utcnow())
+        prepared = prepare_submission(uow.session, state.onboarding, application, now=now)
+        uow.session.expunge(application)
+    with state.db.unit_of_work() as uow:
+        submit(uow.session, state.onboarding, application, now=now, prepared=prepared)
         uow.commit()
     return ApplicationStatusOut(
         id=application.id,
