@@ -72,6 +72,7 @@ def worker_loop(
         try:
             sweeps = time.monotonic() - last_sweep >= SLA_SWEEP_INTERVAL_SECONDS
             results = run_jobs_once(state, sweeps=sweeps)
+            state.db.checkpoint()
             if sweeps:
                 last_sweep = time.monotonic()
             if any(results.values()):

@@ -105,6 +105,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
+"""About 40 MB of WAL with 4 KiB pages."""
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -115,6 +119,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # A committing writer checkpoints the WAL itself once it passes this many pages,
+        # while it still holds the writer queue. The worker checkpoints every pass instead
+        # (Database.checkpoint), outside the queue; this high mark is only the backstop
+        # for when no worker runs.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     queue = _WriterQueue(_lock_file_of(engine))
@@ -247,6 +256,18 @@ class Database:
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         factory = self._read_sessions if read_only else self._write_sessions
         return UnitOfWork(factory())
+
+    def checkpoint(self) -> None:
+        """Copy the SQLite WAL back into the database file without waiting for or blocking
+        writers (``PASSIVE``), on a connection outside any transaction or writer queue.
+        Nothing to do on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return
+        connection = self.engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -114,3 +114,30 @@ def test_postgresql_urls_use_psycopg_3() -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_the_worker_checkpoints_the_wal_outside_the_writer_queue(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Writers leave the WAL to the worker's checkpoint (the automatic one is only a
+    backstop), so no request pays for copying pages while others queue behind it."""
+    with sqlite_db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+    for i in range(50):
+        with sqlite_db.unit_of_work() as uow:
+            uow.session.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": "x" * 3000 + str(i)})
+            uow.commit()
+    wal = tmp_path / "x.db-wal"
+    assert wal.stat().st_size > 50 * 3000  # the writes are still in the WAL
+    sqlite_db.checkpoint()
+    raw = sqlite_db.engine.raw_connection()  # outside any transaction, as the worker's is
+    try:
+        busy, frames, copied = raw.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        ).fetchone()
+    finally:
+        raw.close()
+    assert busy == 0
+    assert copied == frames  # nothing left to copy: the checkpoint above did it
+    with sqlite_db.unit_of_work(read_only=True) as uow:
+        assert uow.session.execute(text("SELECT count(*) FROM t")).scalar_one() == 50
