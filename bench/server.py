@@ -6,13 +6,6 @@ but as an import string, so that uvicorn can start more than one worker process.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from poshub.web.app import app_from_environment as app
 
-from poshub.core.settings import Settings
-from poshub.runtime import open_database
-from poshub.web.app import build_state, create_app
-
-
-def app() -> FastAPI:
-    settings = Settings()
-    return create_app(build_state(settings, database=open_database(settings)))
+__all__ = ["app"]

@@ -68,14 +68,39 @@ def _state(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from poshub.web.app import create_app
 
     settings = _settings(args, web_host=args.host, web_port=args.port)
     _logging(settings)
-    state = _state(settings)
-    uvicorn.run(create_app(state), host=settings.web_host, port=settings.web_port, log_level="info")
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers == 1:
+        state = _state(settings)
+        uvicorn.run(
+            create_app(state), host=settings.web_host, port=settings.web_port, log_level="info"
+        )
+        return EXIT_OK
+    # Several processes: each imports the app factory and reads its settings from the
+    # environment, so the command line's choices are passed on through it. On SQLite they
+    # queue their writes on the lock file beside the database (core/db.py).
+    _state(settings)  # fail here, once, on a bad configuration or a missing key
+    if getattr(args, "data_dir", None):
+        os.environ["POSHUB_DATA_DIR"] = str(args.data_dir)
+    if getattr(args, "database_url", None):
+        os.environ["POSHUB_DATABASE_URL"] = args.database_url
+    uvicorn.run(
+        "poshub.web.app:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=settings.web_host,
+        port=settings.web_port,
+        log_level="info",
+    )
     return EXIT_OK
 
 
@@ -295,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="run the web process (API, back office, public pages)")
     web.add_argument("--host", default=None)
     web.add_argument("--port", type=int, default=None)
+    web.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="web processes (2-3 on a 2-core machine serve the most applications a second)",
+    )
     web.set_defaults(func=cmd_web)
 
     worker = sub.add_parser("worker", help="run scheduled jobs (notifications, SLA clocks)")

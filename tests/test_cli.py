@@ -168,3 +168,8 @@ def test_stock_in_from_the_command_line_is_all_or_nothing(
     good.write_text("serial_number,model_code,warehouse\nSN-CLI-0001,SMART-A8,仓\n", "utf-8")
     assert main([*args, str(good), "--as", "ops"]) == 0
     assert "1 devices in stock" in capsys.readouterr().out
+
+
+def test_web_refuses_zero_workers(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(data_dir), "web", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err

@@ -140,3 +140,12 @@ def create_app(state: AppState) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app built from ``POSHUB_*`` settings alone: the factory each worker process of
+    ``poshub web --workers N`` (and the benchmark's server) imports."""
+    from poshub.runtime import open_database
+
+    settings = Settings()
+    return create_app(build_state(settings, database=open_database(settings)))
