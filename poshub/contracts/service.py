@@ -26,7 +26,7 @@ from poshub.contracts.models import AmendmentKind, Contract, ContractStatus, Set
 from poshub.contracts.schemas import AmendmentIn, ContractIn, SignIn
 from poshub.core import audit, ids, limits
 from poshub.core.audit import Actor, ActorKind
-from poshub.core.crypto import mask_tail, sha256_hex
+from poshub.core.crypto import mask_mobile, mask_tail, sha256_hex
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, ValidationFailed
 from poshub.core.sequences import take_next
 from poshub.notify import service as notify
@@ -145,7 +145,7 @@ def _snapshot(
             )
             if part
         ),
-        "merchant_mobile_masked": merchant.mobile[:3] + "****" + merchant.mobile[-4:],
+        "merchant_mobile_masked": mask_mobile(merchant.mobile),
         "plan_code": plan.code,
         "plan_version": plan.version,
         "plan_name_zh": plan.name_zh,

@@ -125,6 +125,11 @@ def mask_tail(value: str, visible: int = 4) -> str:
     return "*" * (len(value) - visible) + value[-visible:]
 
 
+def mask_mobile(value: str) -> str:
+    """``13905510001`` → ``139****0001``: the carrier prefix and the last four."""
+    return value[:3] + "****" + value[-4:] if len(value) >= 7 else "****"
+
+
 def mask_resident_id(value: str) -> str:
     """``34010419900307123X`` → ``340104********123X`` — region and last four only."""
     if len(value) != 18:

@@ -1283,6 +1283,14 @@ def approve(
     return merchant
 
 
+def get_merchant(session: Session, mid: str) -> Merchant:
+    """The merchant with this MID, or 404 naming it."""
+    merchant = repository.merchant_by_mid(session, mid)
+    if merchant is None:
+        raise NotFound(N_("No merchant with MID {mid}."), code="merchant_not_found", mid=mid[:15])
+    return merchant
+
+
 def _create_merchant(
     session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
 ) -> Merchant:

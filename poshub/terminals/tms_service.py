@@ -336,17 +336,6 @@ def update_parameters(
     return new
 
 
-def lock(
-    session: Session, terminal: Terminal, *, reason: str, actor: Actor, now: dt.datetime
-) -> None:
-    """Lock remotely; the device learns it at its next heartbeat or download."""
-    service.lock(session, terminal, reason=reason, actor=actor, now=now)
-
-
-def unlock(session: Session, terminal: Terminal, *, actor: Actor, now: dt.datetime) -> None:
-    service.unlock(session, terminal, actor=actor, now=now)
-
-
 def auth_failure_counts(session: Session) -> dict[str, int]:
     """Refused TMS requests by reason, every reason present (0 if never counted)."""
     counted = repository.auth_failure_counts(session)

@@ -23,6 +23,7 @@ from poshub.core.i18n import Translator
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding import rules
 from poshub.onboarding.models import ApplicantKind, Merchant
+from poshub.onboarding.service import get_merchant
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.web.api.applications import NOT_FOUND as APPLICATION_NOT_FOUND
@@ -89,13 +90,6 @@ def contract_out(uow: UnitOfWork, contract: Contract, mid: str, pdf_url: str) ->
     )
 
 
-def _merchant(uow: UnitOfWork, mid: str) -> Merchant:
-    merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
-    if merchant is None:
-        raise NotFound(N_("No merchant has this MID."), code="merchant_not_found")
-    return merchant
-
-
 def _contract(uow: UnitOfWork, merchant: Merchant, contract_id: str) -> Contract:
     contract = repository.get(uow.session, contract_id)
     if contract is None or contract.merchant_id != merchant.id:
@@ -127,7 +121,7 @@ def pdf_response(data: bytes, contract: Contract) -> Response:
 @router.get("/merchants/{mid}/contracts")
 def list_contracts(mid: str, uow: Read, principal: Reader) -> list[ContractOut]:
     """Every version of the merchant's contracts, newest first."""
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     return [
         contract_out(uow, c, mid, _staff_pdf_url(mid, c))
         for c in repository.of_merchant(uow.session, merchant.id)
@@ -138,7 +132,7 @@ def list_contracts(mid: str, uow: Read, principal: Reader) -> list[ContractOut]:
 def generate_contract(
     mid: str, data: ContractIn, request: Request, uow: Write, principal: Preparer
 ) -> ContractOut:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     contract = service.generate(
         uow.session, app_state(request).onboarding, merchant, principal, data, now=utcnow()
     )
@@ -150,7 +144,7 @@ def generate_contract(
 def amend_contract(
     mid: str, data: AmendmentIn, request: Request, uow: Write, principal: Preparer
 ) -> ContractOut:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     contract = service.amend(
         uow.session, app_state(request).onboarding, merchant, principal, data, now=utcnow()
     )
@@ -160,7 +154,7 @@ def amend_contract(
 
 @router.get("/merchants/{mid}/contracts/{contract_id}")
 def read_contract(mid: str, contract_id: str, uow: Read, principal: Reader) -> ContractOut:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     return contract_out(uow, contract, mid, _staff_pdf_url(mid, contract))
 
@@ -169,7 +163,7 @@ def read_contract(mid: str, contract_id: str, uow: Read, principal: Reader) -> C
 def staff_pdf(
     mid: str, contract_id: str, request: Request, uow: Read, principal: Reader
 ) -> Response:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     return pdf_response(service.pdf_bytes(app_state(request).onboarding, contract), contract)
 
@@ -178,7 +172,7 @@ def staff_pdf(
 def countersign_contract(
     mid: str, contract_id: str, request: Request, uow: Write, principal: Countersigner
 ) -> ContractOut:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     service.countersign(
         uow.session,

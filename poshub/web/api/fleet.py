@@ -11,7 +11,7 @@ from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, TooLarge, ValidationFailed
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.models import Merchant
+from poshub.onboarding.service import get_merchant
 from poshub.staff.service import Principal
 from poshub.terminals import repository, service
 from poshub.terminals.models import DeviceStatus, Terminal
@@ -36,13 +36,6 @@ Write = Annotated[UnitOfWork, Depends(write_uow)]
 Reader = Annotated[Principal, Depends(staff(*FLEET_READ))]
 MerchantReader = Annotated[Principal, Depends(staff(*sorted(set(FLEET_READ) | set(MERCHANT_READ))))]
 Operations = Annotated[Principal, Depends(staff(*FLEET_WRITE))]
-
-
-def _merchant(uow: UnitOfWork, mid: str) -> Merchant:
-    merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
-    if merchant is None:
-        raise NotFound(N_("No merchant has this MID."), code="merchant_not_found")
-    return merchant
 
 
 def _terminal(uow: UnitOfWork, tid: str, *, for_update: bool = False) -> Terminal:
@@ -139,7 +132,7 @@ def allocate(
     master key (its check value is returned; the key itself never is) and the device
     credential for the TMS, shown this once."""
     state = app_state(request)
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     result = service.allocate(
         uow.session,
         state.settings,
@@ -156,7 +149,7 @@ def allocate(
 
 @router.get("/merchants/{mid}/terminals")
 def merchant_terminals(mid: str, uow: Read, principal: MerchantReader) -> list[TerminalSummaryOut]:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     return [
         TerminalSummaryOut(
             tid=t.tid,

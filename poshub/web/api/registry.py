@@ -13,7 +13,6 @@ from poshub.catalog.schemas import FeePlanOut, TerminalModelOut
 from poshub.core import audit, limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, NotFound
 from poshub.onboarding import repository, service
 from poshub.onboarding.models import Merchant
 from poshub.onboarding.schemas import BlacklistIn, BlacklistOut, MerchantOut
@@ -75,10 +74,7 @@ def merchants(
 def merchant(
     mid: str, uow: Read, principal: Annotated[Principal, Depends(staff(*MERCHANT_READ))]
 ) -> MerchantOut:
-    row = repository.merchant_by_mid(uow.session, mid)
-    if row is None:
-        raise NotFound(N_("No merchant with MID {mid}."), code="merchant_not_found", mid=mid[:15])
-    return merchant_out(row)
+    return merchant_out(service.get_merchant(uow.session, mid))
 
 
 def blacklist_out(row: object) -> BlacklistOut:

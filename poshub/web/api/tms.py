@@ -19,6 +19,7 @@ from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, TooLarge
 from poshub.staff.service import Principal
+from poshub.terminals import service as terminal_service
 from poshub.terminals import tms_service
 from poshub.terminals.models import Device, TmsParameterSet
 from poshub.terminals.schemas import (
@@ -233,7 +234,7 @@ def lock(tid: str, body: LockIn, uow: Write, principal: Operator) -> TerminalOut
     """Lock remotely: the gateway refuses its transactions; the device is told at its next
     heartbeat or parameter download."""
     row = tms_service.get_terminal(uow.session, tid, for_update=True)
-    tms_service.lock(uow.session, row, reason=body.reason, actor=principal.actor, now=utcnow())
+    terminal_service.lock(uow.session, row, reason=body.reason, actor=principal.actor, now=utcnow())
     out = _terminal_out(tms_service.terminal_detail(uow.session, row))
     uow.commit()
     return out
@@ -242,7 +243,7 @@ def lock(tid: str, body: LockIn, uow: Write, principal: Operator) -> TerminalOut
 @router.post("/terminals/{tid}/unlock")
 def unlock(tid: str, uow: Write, principal: Operator) -> TerminalOut:
     row = tms_service.get_terminal(uow.session, tid, for_update=True)
-    tms_service.unlock(uow.session, row, actor=principal.actor, now=utcnow())
+    terminal_service.unlock(uow.session, row, actor=principal.actor, now=utcnow())
     out = _terminal_out(tms_service.terminal_detail(uow.session, row))
     uow.commit()
     return out

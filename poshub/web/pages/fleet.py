@@ -30,12 +30,14 @@ from poshub.contracts.models import AmendmentKind, Contract, ContractStatus, Set
 from poshub.contracts.schemas import AmendmentIn, ContractIn
 from poshub.core import limits
 from poshub.core.clock import business_date
+from poshub.core.crypto import mask_mobile
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound, PosHubError
 from poshub.core.i18n import Translator
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.merchant_states import CONTRACTED_OR_LATER
 from poshub.onboarding.models import Application, Merchant, MerchantStatus
+from poshub.onboarding.service import get_merchant
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -128,18 +130,7 @@ def _terminal_rows(uow: UnitOfWork, merchant: Merchant) -> list[TerminalSummary]
     return terminal_service.merchant_terminals(uow.session, merchant.id)
 
 
-def _mask_mobile(mobile: str) -> str:
-    return mobile[:3] + "****" + mobile[-4:] if len(mobile) >= 7 else "****"
-
-
 # --- Lookups ---------------------------------------------------------------------------
-
-
-def _merchant(uow: UnitOfWork, mid: str) -> Merchant:
-    merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
-    if merchant is None:
-        raise NotFound(N_("No merchant has this MID."), code="merchant_not_found")
-    return merchant
 
 
 def _contract_of(uow: UnitOfWork, merchant: Merchant, contract_id: str) -> Contract:
@@ -228,7 +219,7 @@ def _merchant_context(
     return {
         "merchant": merchant,
         "application": application,
-        "mobile_masked": _mask_mobile(merchant.mobile),
+        "mobile_masked": mask_mobile(merchant.mobile),
         "id_number_masked": application.id_number_masked if application else "",
         "contracts": _contract_rows(uow, contracts, principal),
         "signed": signed,
@@ -281,7 +272,7 @@ def _merchant_page(
     status_code: int = 200,
     prepare_form: dict[str, str] | None = None,
 ) -> Response:
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     context = _merchant_context(uow, merchant, principal, t)
     context["errors"] = errors or []
     if prepare_form:
@@ -307,7 +298,7 @@ def _act(
     prepare_form: dict[str, str] | None = None,
 ) -> Response:
     """Run one action on the merchant; on a refusal, show its page again with the reasons."""
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     try:
         action(merchant)
     except (PosHubError, ValidationError) as exc:
@@ -434,7 +425,7 @@ def countersign_contract(
 ) -> Response:
     """Seal a version the merchant signed. ``back`` is the page the button was on."""
     onboarding = app_state(request).onboarding
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     try:
         contract = _contract_of(uow, merchant, contract_id)
         contract_service.countersign(
@@ -465,7 +456,7 @@ def countersign_contract(
 def contract_pdf(
     mid: str, contract_id: str, request: Request, uow: Read, principal: ContractReader
 ) -> Response:
-    contract = _contract_of(uow, _merchant(uow, mid), contract_id)
+    contract = _contract_of(uow, get_merchant(uow.session, mid), contract_id)
     return pdf_response(
         contract_service.pdf_bytes(app_state(request).onboarding, contract), contract
     )
@@ -527,7 +518,7 @@ def allocate(
 ) -> Response:
     """Allocate a device in stock; the answer shows the device secret this one time."""
     state = app_state(request)
-    merchant = _merchant(uow, mid)
+    merchant = get_merchant(uow.session, mid)
     try:
         data = AllocateIn(
             serial_number=serial_number.strip(), install_address=install_address.strip() or None
