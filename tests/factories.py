@@ -7,11 +7,20 @@ import itertools
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from stdnum import luhn
 from stdnum.cn import ric, uscc
 
+from poshub.catalog.models import FeePlan
+from poshub.contracts.models import Contract, ContractStatus
+from poshub.core import ids
+from poshub.core.db import utcnow
 from poshub.core.roles import Role
 from poshub.demo import tiny_pdf, tiny_png
+from poshub.onboarding import repository as onboarding_repository
+from poshub.onboarding.models import MerchantStatus
+from poshub.staff import repository as staff_repository
+from poshub.web.state import AppState
 
 STAFF: dict[str, tuple[str, tuple[Role, ...]]] = {
     "admin": ("Str0ng-Secret-nimda!", (Role.ADMIN,)),
@@ -239,3 +248,48 @@ def stock_in(client: TestClient, serials: list[str], model: str = "SMART-A8") ->
         },
     )
     assert response.status_code == 201, response.text
+
+
+def sign_contract(state: AppState, mid: str) -> None:
+    """A contract signed by both parties, written directly, and the merchant contracted: for
+    tests where only that outcome matters (the contract flow has its own tests)."""
+    now = utcnow()
+    with state.db.unit_of_work() as uow:
+        session = uow.session
+        merchant = onboarding_repository.merchant_by_mid(session, mid)
+        assert merchant is not None
+        plan = session.execute(select(FeePlan).order_by(FeePlan.id).limit(1)).scalar_one()
+        ops = staff_repository.by_username(session, "ops")
+        assert ops is not None
+        today = now.date()
+        session.add(
+            Contract(
+                id=ids.new_id(),
+                contract_number=f"HT898-{today.year}-{merchant.id:06d}",
+                version=1,
+                merchant_id=merchant.id,
+                status=str(ContractStatus.SIGNED),
+                fee_plan_id=plan.id,
+                settlement_cycle="T1",
+                term_months=24,
+                effective_from=today - dt.timedelta(days=1),
+                end_date=today + dt.timedelta(days=730),
+                language="zh_CN",
+                bank_name=merchant.bank_name,
+                account_name=merchant.account_name,
+                account_number_enc=merchant.account_number_enc,
+                account_number_masked=merchant.account_number_masked,
+                terms={"merchant_address": "安徽省合肥市蜀山区长江西路 100 号"},
+                pdf_sha256="0" * 64,
+                pdf_size_bytes=0,
+                generated_at=now,
+                generated_by_id=ops.id,
+                merchant_signer_name=merchant.legal_name,
+                merchant_signed_at=now,
+                countersigned_at=now,
+                countersigned_by_id=ops.id,
+            )
+        )
+        merchant.status = str(MerchantStatus.CONTRACTED)
+        merchant.contracted_at = now
+        uow.commit()

@@ -8,28 +8,22 @@ as operations would.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from poshub.catalog.models import FeePlan
-from poshub.contracts.models import Contract, ContractStatus
-from poshub.core import ids
 from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.models import MerchantStatus
 from poshub.staff import repository as staff_repository
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals import service as terminal_service
 from poshub.web.state import AppState
-from tests.factories import create_and_submit, login
+from tests.factories import create_and_submit, login, sign_contract
 
 SECOND_TECHNICIAN = "tech2"
 SECOND_TECHNICIAN_PASSWORD = "Str0ng-Secret-2hcet!"
@@ -55,50 +49,6 @@ def approved_merchant(client: TestClient) -> str:
     client.cookies.clear()
     mid: str = response.json()["mid"]
     return mid
-
-
-def sign_contract(state: AppState, mid: str) -> None:
-    """Insert a contract signed by both parties and mark the merchant contracted."""
-    now = utcnow()
-    with state.db.unit_of_work() as uow:
-        session = uow.session
-        merchant = onboarding_repository.merchant_by_mid(session, mid)
-        assert merchant is not None
-        plan = session.execute(select(FeePlan).order_by(FeePlan.id).limit(1)).scalar_one()
-        ops = staff_repository.by_username(session, "ops")
-        assert ops is not None
-        today = now.date()
-        session.add(
-            Contract(
-                id=ids.new_id(),
-                contract_number=f"HT898-{today.year}-{merchant.id:06d}",
-                version=1,
-                merchant_id=merchant.id,
-                status=str(ContractStatus.SIGNED),
-                fee_plan_id=plan.id,
-                settlement_cycle="T1",
-                term_months=24,
-                effective_from=today - dt.timedelta(days=1),
-                end_date=today + dt.timedelta(days=730),
-                language="zh_CN",
-                bank_name=merchant.bank_name,
-                account_name=merchant.account_name,
-                account_number_enc=merchant.account_number_enc,
-                account_number_masked=merchant.account_number_masked,
-                terms={"merchant_address": "安徽省合肥市蜀山区长江西路 100 号"},
-                pdf_sha256="0" * 64,
-                pdf_size_bytes=0,
-                generated_at=now,
-                generated_by_id=ops.id,
-                merchant_signer_name=merchant.legal_name,
-                merchant_signed_at=now,
-                countersigned_at=now,
-                countersigned_by_id=ops.id,
-            )
-        )
-        merchant.status = str(MerchantStatus.CONTRACTED)
-        merchant.contracted_at = now
-        uow.commit()
 
 
 def stock(state: AppState, *serials: str, model: str = "SMART-A8") -> None:

@@ -4,7 +4,6 @@ staff routes' roles."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import secrets
@@ -16,18 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from poshub.catalog import repository as catalog_repository
-from poshub.contracts.models import Contract, ContractStatus
 from poshub.core import limits
 from poshub.core.audit import Actor, AuditEntry
 from poshub.core.db import utcnow
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.models import MerchantStatus
-from poshub.staff import repository as staff_repository
 from poshub.terminals import repository, service, tms
 from poshub.terminals.models import Device, DeviceStatus
 from poshub.web.state import AppState
-from tests.factories import create_and_submit, login
+from tests.factories import create_and_submit, login, sign_contract
 
 MODEL = "SMART-A8"
 SERIAL = "SN-TMS-000001"
@@ -66,50 +61,6 @@ def _approved_merchant(client: TestClient) -> str:
     client.cookies.clear()
     mid: str = approved.json()["mid"]
     return mid
-
-
-def _sign_contract(state: AppState, mid: str) -> None:
-    """A contract signed by both parties, written directly: the contract flow has tests of
-    its own; here only its outcome matters (allocation needs one in force)."""
-    now = utcnow()
-    with state.db.unit_of_work() as uow:
-        session = uow.session
-        merchant = onboarding_repository.merchant_by_mid(session, mid)
-        assert merchant is not None
-        plan = catalog_repository.fee_plans_in_force(session, now.date())[0]
-        staff_user = staff_repository.by_username(session, "ops")
-        assert staff_user is not None
-        session.add(
-            Contract(
-                id=f"CT{secrets.token_hex(8)}",
-                contract_number=f"HT{secrets.token_hex(6)}",
-                version=1,
-                merchant_id=merchant.id,
-                status=str(ContractStatus.SIGNED),
-                fee_plan_id=plan.id,
-                settlement_cycle="T1",
-                term_months=24,
-                effective_from=now.date() - dt.timedelta(days=1),
-                end_date=now.date() + dt.timedelta(days=730),
-                language="zh_CN",
-                bank_name=merchant.bank_name,
-                account_name=merchant.account_name,
-                account_number_enc=merchant.account_number_enc,
-                account_number_masked=merchant.account_number_masked,
-                terms={"merchant_address": "安徽省合肥市蜀山区长江西路 100 号"},
-                pdf_sha256="0" * 64,
-                pdf_size_bytes=1,
-                generated_at=now,
-                generated_by_id=staff_user.id,
-                merchant_signer_name=merchant.legal_name,
-                merchant_signed_at=now,
-                countersigned_at=now,
-                countersigned_by_id=staff_user.id,
-            )
-        )
-        merchant.status = str(MerchantStatus.CONTRACTED)
-        merchant.contracted_at = now
-        uow.commit()
 
 
 def _stock(state: AppState, *serials: str) -> None:
@@ -165,7 +116,7 @@ def _allocate_active(state: AppState, mid: str, serial: str) -> tuple[str, str]:
 @pytest.fixture
 def fleet(client: TestClient, state: AppState) -> Fleet:
     mid = _approved_merchant(client)
-    _sign_contract(state, mid)
+    sign_contract(state, mid)
     _stock(state, SERIAL, OTHER_SERIAL, SPARE_SERIAL)
     tid, secret = _allocate_active(state, mid, SERIAL)
     other_tid, other_secret = _allocate_active(state, mid, OTHER_SERIAL)
