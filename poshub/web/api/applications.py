@@ -119,15 +119,15 @@ def update(
     return view
 
 
-async def read_upload(file: UploadFile) -> bytes:
-    """Read at most the size limit plus one byte, so an oversized upload is refused
+async def read_upload(file: UploadFile, limit_bytes: int = limits.DOCUMENT_SIZE_BYTES_MAX) -> bytes:
+    """Read at most ``limit_bytes`` plus one byte, so an oversized upload is refused
     without holding all of it in memory."""
-    data = await file.read(limits.DOCUMENT_SIZE_BYTES_MAX + 1)
-    if len(data) > limits.DOCUMENT_SIZE_BYTES_MAX:
+    data = await file.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
         raise TooLarge(
             N_("The file is larger than {limit_mb} MB."),
             code="file.too_large",
-            limit_mb=str(limits.DOCUMENT_SIZE_BYTES_MAX // (1024 * 1024)),
+            limit_mb=str(limit_bytes // (1024 * 1024)),
         )
     return data
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, NotFound, TooLarge
+from poshub.core.errors import N_, NotFound
 from poshub.core.i18n import Translator
 from poshub.fieldwork import repository, service
 from poshub.fieldwork.models import WorkOrder, WorkOrderKind
@@ -38,6 +38,7 @@ from poshub.fieldwork.states import WorkOrderStatus, step_label
 from poshub.onboarding import repository as onboarding_repository
 from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
+from poshub.web.api.applications import read_upload
 from poshub.web.deps import app_state, read_uow, staff, translator, write_uow
 from poshub.web.roles import FIELDWORK_DISPATCH, FIELDWORK_READ, FIELDWORK_WRITE
 
@@ -284,15 +285,7 @@ def record_step(
 
 
 async def read_photo(file: UploadFile) -> bytes:
-    """At most the size limit plus one byte, so an oversized upload is refused early."""
-    data = await file.read(limits.WORK_ORDER_PHOTO_BYTES_MAX + 1)
-    if len(data) > limits.WORK_ORDER_PHOTO_BYTES_MAX:
-        raise TooLarge(
-            N_("The photo is larger than {limit_mb} MB."),
-            code="file.too_large",
-            limit_mb=str(limits.WORK_ORDER_PHOTO_BYTES_MAX // (1024 * 1024)),
-        )
-    return data
+    return await read_upload(file, limits.WORK_ORDER_PHOTO_BYTES_MAX)
 
 
 @router.post("/{number}/photos", status_code=201)
