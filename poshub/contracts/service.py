@@ -48,6 +48,18 @@ REFUND_WINDOW_DAYS = 180
 """A merchant may refund (退货) a sale up to this many days later; the fee on the original
 sale is not returned, as is usual for Chinese acquirers."""
 AUTO_RENEWAL_MONTHS = 12
+PLAN_RATES = ("debit_rate", "credit_rate", "qr_rate", "d0_surcharge_rate")
+"""Fee-plan rates a contract freezes (Decimal fractions; kept as strings in the snapshot)."""
+PLAN_AMOUNTS = (
+    "debit_cap_fen",
+    "deposit_fen",
+    "deposit_refund_volume_fen",
+    "deposit_refund_days",
+    "monthly_rent_fen",
+    "rent_waiver_volume_fen",
+    "maintenance_fee_fen",
+)
+"""Fee-plan amounts (fen) and days a contract freezes, under the plan's own names."""
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -150,17 +162,8 @@ def _snapshot(
         "plan_version": plan.version,
         "plan_name_zh": plan.name_zh,
         "plan_name_en": plan.name_en,
-        "debit_rate": str(plan.debit_rate),
-        "debit_cap_fen": plan.debit_cap_fen,
-        "credit_rate": str(plan.credit_rate),
-        "qr_rate": str(plan.qr_rate),
-        "d0_surcharge_rate": str(plan.d0_surcharge_rate),
-        "deposit_fen": plan.deposit_fen,
-        "deposit_refund_volume_fen": plan.deposit_refund_volume_fen,
-        "deposit_refund_days": plan.deposit_refund_days,
-        "monthly_rent_fen": plan.monthly_rent_fen,
-        "rent_waiver_volume_fen": plan.rent_waiver_volume_fen,
-        "maintenance_fee_fen": plan.maintenance_fee_fen,
+        **{name: str(getattr(plan, name)) for name in PLAN_RATES},
+        **{name: getattr(plan, name) for name in PLAN_AMOUNTS},
         "settlement_cycle": str(cycle),
         "bank_name": bank_name,
         "account_name": account_name,
@@ -211,17 +214,8 @@ def terms_of(snapshot: dict[str, Any]) -> document.ContractTerms:
             version=s["plan_version"],
             name_zh=s["plan_name_zh"],
             name_en=s["plan_name_en"],
-            debit_rate=Decimal(s["debit_rate"]),
-            debit_cap_fen=s["debit_cap_fen"],
-            credit_rate=Decimal(s["credit_rate"]),
-            qr_rate=Decimal(s["qr_rate"]),
-            d0_surcharge_rate=Decimal(s["d0_surcharge_rate"]),
-            deposit_fen=s["deposit_fen"],
-            deposit_refund_volume_fen=s["deposit_refund_volume_fen"],
-            deposit_refund_days=s["deposit_refund_days"],
-            monthly_rent_fen=s["monthly_rent_fen"],
-            rent_waiver_volume_fen=s["rent_waiver_volume_fen"],
-            maintenance_fee_fen=s["maintenance_fee_fen"],
+            **{name: Decimal(s[name]) for name in PLAN_RATES},  # type: ignore[arg-type]
+            **{name: s[name] for name in PLAN_AMOUNTS},
         ),
         settlement_cycle=s["settlement_cycle"],
         settlement_account=document.SettlementAccount(
