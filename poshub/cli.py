@@ -390,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from pydantic import ValidationError
 
+    from poshub.contracts.fonts import ContractFontMissing
     from poshub.core.crypto import KeyMaterialError
 
     try:
@@ -399,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyMaterialError as exc:
         print(f"key error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ContractFontMissing as exc:  # the demo prints its merchant's contract
+        print(f"font error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return result
 

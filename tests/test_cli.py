@@ -173,3 +173,11 @@ def test_stock_in_from_the_command_line_is_all_or_nothing(
 def test_web_refuses_zero_workers(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data-dir", str(data_dir), "web", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_demo_without_a_cjk_font_says_which_package_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSHUB_CJK_FONT", str(tmp_path / "no-such-font.ttc"))
+    assert main(["--data-dir", str(tmp_path), "demo", "--no-serve"]) == 1
+    assert "fonts-noto-cjk" in capsys.readouterr().err
