@@ -7,6 +7,7 @@ from poshub.contracts import models as contract_models
 from poshub.core import audit, sequences
 from poshub.core.db import Base
 from poshub.fieldwork import models as fieldwork_models
+from poshub.gateway import models as gateway_models
 from poshub.notify import models as notify_models
 from poshub.onboarding import models as onboarding_models
 from poshub.staff import models as staff_models
@@ -19,6 +20,7 @@ __all__ = [
     "catalog_models",
     "contract_models",
     "fieldwork_models",
+    "gateway_models",
     "metadata",
     "notify_models",
     "onboarding_models",

@@ -93,3 +93,43 @@ WORK_ORDER_SLA_WORKING_DAYS: Final = {
 }
 WORK_ORDER_PHOTOS_MAX: Final = 20
 WORK_ORDER_PHOTO_BYTES_MAX: Final = 10 * 1024 * 1024
+
+# --- Gateway (ISO 8583 host) --------------------------------------------------
+GATEWAY_FRAME_BYTES_MAX: Final = 2048
+"""Bytes after the 2-byte length prefix (spec §1.1); a longer frame closes the connection."""
+GATEWAY_CONNECTIONS_PER_ADDRESS_MAX: Final = 128
+"""Open connections from one IP address; further ones are closed at once."""
+GATEWAY_CONNECTIONS_MAX: Final = 4096
+GATEWAY_IDLE_SECONDS: Final = 120
+"""A connection with no complete frame for this long is closed."""
+GATEWAY_FRAME_READ_SECONDS: Final = 10
+"""A frame whose length arrived must be complete within this time (slow-loris bound)."""
+GATEWAY_UPSTREAM_TIMEOUT_SECONDS: Final = 10.0
+"""Wait for the network's answer; well inside the terminal's own 30 s (spec §11.11)."""
+GATEWAY_MAC_FAILURES_BEFORE_LOCK: Final = 5
+"""Consecutive wrong MACs after which the terminal is locked (a staff unlock frees it)."""
+GATEWAY_TERMINAL_CACHE_SECONDS: Final = 2.0
+"""How long the gateway trusts its cached view of a terminal and merchant: a lock, a
+freeze or a parameter change takes effect within this time."""
+GATEWAY_JOURNAL_BATCH_MAX: Final = 512
+"""Journal rows written in one group commit."""
+GATEWAY_JOURNAL_QUEUE_MAX: Final = 20_000
+"""Rows waiting for the journal writer; beyond this new requests are answered 96."""
+GATEWAY_DEDUPE_CACHE_MAX: Final = 200_000
+"""Recent (TID, batch, STAN, date) keys kept in memory for repeat detection."""
+GATEWAY_RRN_BLOCK: Final = 1000
+"""RRNs reserved from the database at a time by one gateway process."""
+GATEWAY_COMPLETION_TOLERANCE_PERCENT: Final = 115
+"""A pre-auth completion may capture up to this share of the pre-authorised amount."""
+GATEWAY_PENDING_REQUESTS_PER_LINK_MAX: Final = 4096
+"""Requests outstanding on the network link at once."""
+SAF_RETRY_SECONDS_MIN: Final = 1.0
+SAF_RETRY_SECONDS_MAX: Final = 60.0
+"""Store-and-forward backoff: doubling from the minimum up to the maximum."""
+SAF_BATCH_MAX: Final = 100
+"""Reversals sent per store-and-forward pass."""
+NETWORK_LINK_CONNECTIONS: Final = 4
+"""Persistent TCP connections from one gateway process to the network."""
+LOADGEN_TERMINALS_MAX: Final = 1024
+LOADGEN_DURATION_SECONDS_MAX: Final = 3600
+QR_CODE_LENGTH_MAX: Final = 64

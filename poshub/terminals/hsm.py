@@ -62,6 +62,7 @@ __all__ = [
     "TMK_LENGTH_BYTES",
     "KeyBlockError",
     "decrypt_ecb",
+    "ecb_cipher",
     "encrypt_ecb",
     "export_for_injection",
     "generate_tmk",
@@ -302,6 +303,13 @@ def _cipher(key: bytes) -> Cipher[modes.ECB]:
         raise ValueError("a DES key must be 8, 16 or 24 bytes long")
     # ECB is not a choice here: the spec encrypts keys and check values block by block.
     return Cipher(TripleDES(full), modes.ECB())  # noqa: S305
+
+
+def ecb_cipher(key: bytes) -> Cipher[modes.ECB]:
+    """The ECB cipher of :func:`encrypt_ecb` for callers that keep an encryptor context
+    per key and feed it whole blocks many times (the gateway's MAC and PIN work: building
+    a cipher costs more than using one)."""
+    return _cipher(key)
 
 
 def _check_blocks(data: bytes) -> None:
