@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     gateway_public_host: str = "127.0.0.1"
     """Host terminals connect to for transactions (sent to them in TMS parameters)."""
     gateway_port: int = 8583
+    gateway_host: str = "127.0.0.1"
+    """Address ``poshub gateway`` listens on."""
+    gateway_upstream_timeout_seconds: float = limits.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
+    """How long the gateway waits for the network before answering 98 and reversing."""
+    network_host: str = "127.0.0.1"
+    """Where the card network (or ``poshub network-sim``) listens."""
+    network_port: int = 8584
+    network_zpk: str | None = Field(default=None, repr=False)
+    """Zone PIN key shared with the network, 32 hex digits (PIN blocks travel under it)."""
+    network_zpk_file: Path | None = None
+    """File holding the zone PIN key in hex; outside production ``<data_dir>/network-zpk.hex``
+    is created when neither is set."""
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
     cookie_secure: bool = False
@@ -117,6 +129,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'poshub.db').resolve()}"
+
+    @property
+    def acquirer_institution_id(self) -> str:
+        """Field 32: the acquirer's institution code (n..11)."""
+        return f"{self.acquirer_code}0000"
 
     @property
     def documents_dir(self) -> Path:

@@ -15,10 +15,13 @@ is most of the cost of a MAC. Key bytes are never logged or put into messages.
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from poshub.core.crypto import KeyMaterialError
+from poshub.core.settings import Mode, Settings
 from poshub.gateway.constants import NetworkCode, Rc
 from poshub.terminals import hsm
 
@@ -246,3 +249,36 @@ def read_field62(tmk: bytes, data: bytes, mode: str) -> WorkingKeys:
     if mode == NetworkCode.SIGN_ON_DOUBLE_TDK:
         tdk, _ = take(offset, 16, 16)
     return WorkingKeys(pik=pik, mak=mak, tdk=tdk)
+
+
+def load_network_zpk(settings: Settings) -> ZonePinKey:
+    """The zone PIN key from ``POSHUB_NETWORK_ZPK`` or its file; outside production a file
+    under the data directory is created on first use (the simulator reads the same file)."""
+    if settings.network_zpk:
+        return ZonePinKey(_zpk_bytes(settings.network_zpk, "POSHUB_NETWORK_ZPK"))
+    path = settings.network_zpk_file or (
+        settings.data_dir / "network-zpk.hex" if settings.mode != Mode.PRODUCTION else None
+    )
+    if path is None:
+        raise KeyMaterialError(
+            "no zone PIN key: set POSHUB_NETWORK_ZPK (32 hex digits) or POSHUB_NETWORK_ZPK_FILE"
+        )
+    if not path.exists():
+        if settings.mode == Mode.PRODUCTION:
+            raise KeyMaterialError(f"zone PIN key file {path} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of the demo created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(_random_des_key(16).hex().upper() + "\n")
+    return ZonePinKey(_zpk_bytes(path.read_text().strip(), str(path)))
+
+
+def _zpk_bytes(text: str, source: str) -> bytes:
+    try:
+        return hsm.parse_key_hex(text)
+    except ValueError:
+        raise KeyMaterialError(f"{source} must hold a double-length key (32 hex digits)") from None
