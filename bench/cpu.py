@@ -39,12 +39,12 @@ from bench.applications import (
     document_png,
     multipart_body,
 )
+from poshub.bootstrap import AppState, build_state, open_database, upgrade
 from poshub.catalog import service as catalog_service
 from poshub.core.settings import Mode, Settings
 from poshub.notify.adapters import MemoryNotifier
-from poshub.runtime import open_database, run_jobs_once, upgrade
-from poshub.web.app import build_state, create_app
-from poshub.web.state import AppState
+from poshub.runtime import run_jobs_once
+from poshub.web.app import create_app
 
 PHASES = ("create", "upload", "submit", "worker")
 WARMUP = 20

@@ -8,8 +8,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from poshub.core.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from poshub.bootstrap import AppState
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -32,7 +36,7 @@ def _logging(settings: Settings) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from poshub.runtime import open_database, upgrade
+    from poshub.bootstrap import open_database, upgrade
 
     settings = _settings(args)
     database = open_database(settings)
@@ -44,8 +48,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from poshub.bootstrap import open_database
     from poshub.core import audit
-    from poshub.runtime import open_database
 
     database = open_database(_settings(args))
     with database.unit_of_work(read_only=True) as uow:
@@ -60,9 +64,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
-def _state(settings: Settings):  # type: ignore[no-untyped-def]
-    from poshub.runtime import open_database
-    from poshub.web.app import build_state
+def _state(settings: Settings) -> AppState:
+    from poshub.bootstrap import build_state, open_database
 
     return build_state(settings, database=open_database(settings))
 
@@ -124,11 +127,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     import getpass
 
+    from poshub.bootstrap import open_database
     from poshub.core.audit import Actor
     from poshub.core.errors import PosHubError
     from poshub.core.i18n import Translator
     from poshub.core.roles import Role
-    from poshub.runtime import open_database
     from poshub.staff import service as staff_service
 
     try:
@@ -163,8 +166,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_catalog_load(args: argparse.Namespace) -> int:
     import json
 
+    from poshub.bootstrap import open_database
     from poshub.catalog import service as catalog_service
-    from poshub.runtime import open_database
 
     try:
         data = (
@@ -189,11 +192,11 @@ def cmd_catalog_load(args: argparse.Namespace) -> int:
 
 def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
     """Stock-in from a CSV on the command line, for deliveries too large for a browser."""
+    from poshub.bootstrap import open_database
     from poshub.core.db import utcnow
     from poshub.core.i18n import Translator
     from poshub.core.limits import STOCK_CSV_BYTES_MAX
     from poshub.core.roles import Role
-    from poshub.runtime import open_database
     from poshub.staff import repository as staff_repository
     from poshub.staff.service import Principal
     from poshub.terminals import service as terminal_service
@@ -238,8 +241,8 @@ def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
 
 
 def cmd_terminal_list(args: argparse.Namespace) -> int:
+    from poshub.bootstrap import open_database
     from poshub.onboarding import repository as onboarding_repository
-    from poshub.runtime import open_database
     from poshub.terminals import service as terminal_service
 
     database = open_database(_settings(args))
@@ -260,8 +263,8 @@ def cmd_terminal_list(args: argparse.Namespace) -> int:
 def cmd_terminal_show(args: argparse.Namespace) -> int:
     """One terminal, with its key check value recomputed from the stored key block: a
     quick proof that the configured KEK unwraps the fleet's keys."""
+    from poshub.bootstrap import open_database
     from poshub.core.crypto import KeyVault, load_kek
-    from poshub.runtime import open_database
     from poshub.terminals import hsm, repository
     from poshub.terminals import service as terminal_service
 

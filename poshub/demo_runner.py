@@ -8,9 +8,10 @@ import threading
 from rich.console import Console
 from rich.table import Table
 
+from poshub.bootstrap import build_state, open_database, upgrade
 from poshub.core.settings import Settings
 from poshub.demo import ADMIN_PASSWORD, DEMO_MID, DEMO_SERIAL, DEMO_TID, DEMO_USERS, seed
-from poshub.runtime import open_database, upgrade, worker_loop
+from poshub.runtime import worker_loop
 from poshub.terminals.service import DEMO_TEST_KEY_HEX
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 def run_demo(settings: Settings, *, serve: bool = True) -> int:
     import uvicorn
 
-    from poshub.web.app import build_state, create_app
+    from poshub.web.app import create_app
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

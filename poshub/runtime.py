@@ -1,4 +1,5 @@
-"""Assembling processes: settings → database → app state; migrations; the worker loop."""
+"""The worker loop: scheduled jobs, each pass in its own transactions (``poshub worker``
+and the demo). The state it runs on is built by ``poshub.bootstrap``."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import logging
 import threading
 import time
 
-from poshub.core import limits, migrate
-from poshub.core.db import Database, make_engine, utcnow
-from poshub.core.settings import Settings
+from poshub.bootstrap import AppState
+from poshub.core import limits
+from poshub.core.db import utcnow
 from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, check_queued, flag_sla_breaches
-from poshub.web.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,6 @@ WORKER_INTERVAL_SECONDS = 1.0
 CHECKS_POLL_SECONDS = 0.05
 """During that pause, how often the worker looks for queued check runs (a read, which
 takes no write lock), so that a submission is checked within this delay, not a second."""
-
-
-def open_database(settings: Settings) -> Database:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Database(make_engine(settings.effective_database_url))
-
-
-def upgrade(database: Database) -> None:
-    migrate.upgrade(database.engine)
 
 
 SLA_SWEEP_INTERVAL_SECONDS = 60.0

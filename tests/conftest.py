@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from poshub.bootstrap import AppState, build_state
 from poshub.core import migrate
 from poshub.core.audit import Actor
 from poshub.core.db import Database, make_engine
@@ -23,8 +24,7 @@ from poshub.core.settings import Mode, Settings
 from poshub.models import metadata
 from poshub.notify.adapters import MemoryNotifier
 from poshub.staff import service as staff_service
-from poshub.web.app import build_state, create_app
-from poshub.web.state import AppState
+from poshub.web.app import create_app
 from tests.factories import STAFF
 
 TEST_KEK = "11" * 32

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from stdnum import luhn
 from stdnum.cn import ric, uscc
 
+from poshub.bootstrap import AppState
 from poshub.catalog.models import FeePlan
 from poshub.contracts.models import Contract, ContractStatus
 from poshub.core import ids
@@ -20,7 +21,6 @@ from poshub.demo import tiny_pdf, tiny_png
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.models import MerchantStatus
 from poshub.staff import repository as staff_repository
-from poshub.web.state import AppState
 
 STAFF: dict[str, tuple[str, tuple[Role, ...]]] = {
     "admin": ("Str0ng-Secret-nimda!", (Role.ADMIN,)),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from poshub.bootstrap import AppState
 from poshub.cli import main
 from poshub.contracts import repository as contract_repository
 from poshub.core import audit
@@ -14,7 +15,6 @@ from poshub.demo import DEMO_MID, DEMO_TID, seed
 from poshub.onboarding import repository
 from poshub.terminals import hsm
 from poshub.terminals import repository as terminal_repository
-from poshub.web.state import AppState
 
 TEST_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 

@@ -13,21 +13,16 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from poshub import __version__
-from poshub.core.crypto import KeyVault, load_kek
-from poshub.core.db import Database, UnitOfWork, make_engine
+from poshub.bootstrap import AppState, build_state, open_database
+from poshub.core.db import UnitOfWork
 from poshub.core.i18n import normalise_locale
 from poshub.core.settings import Settings
-from poshub.core.storage import ContentStore
-from poshub.notify.adapters import Notifier, build_notifier
-from poshub.onboarding.service import OnboardingDeps
-from poshub.onboarding.verification import VerificationProvider, build_provider
 from poshub.web import errors
 from poshub.web.api import applications, auth, contracts, fieldwork, fleet, registry, review, tms
 from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.pages import admin, contract, public, technician
 from poshub.web.pages import fleet as fleet_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
-from poshub.web.state import AppState
 from poshub.web.templating import render_error_page
 
 log = logging.getLogger(__name__)
@@ -72,24 +67,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def build_state(
-    settings: Settings,
-    *,
-    database: Database | None = None,
-    verifier: VerificationProvider | None = None,
-    notifier: Notifier | None = None,
-) -> AppState:
-    db = database or Database(make_engine(settings.effective_database_url))
-    vault = KeyVault(load_kek(settings))
-    onboarding = OnboardingDeps(
-        settings=settings,
-        vault=vault,
-        store=ContentStore(settings.documents_dir),
-        verifier=verifier or build_provider(settings.verification_provider),
-    )
-    return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -145,7 +122,5 @@ def create_app(state: AppState) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app built from ``POSHUB_*`` settings alone: the factory each worker process of
     ``poshub web --workers N`` (and the benchmark's server) imports."""
-    from poshub.runtime import open_database
-
     settings = Settings()
     return create_app(build_state(settings, database=open_database(settings)))

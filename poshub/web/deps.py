@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from poshub.bootstrap import AppState
 from poshub.core.db import UnitOfWork
 from poshub.core.errors import N_, Forbidden, Unauthorized
 from poshub.core.i18n import Translator, negotiate, normalise_locale
@@ -23,7 +24,6 @@ from poshub.web.security import (
     RouteAccess,
     csrf_valid,
 )
-from poshub.web.state import AppState
 
 
 def app_state(request: Request) -> AppState:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from poshub.bootstrap import AppState
 from poshub.catalog import service as catalog_service
-from poshub.web.state import AppState
 
 
 def test_terminal_models_are_listed_with_codes_and_capabilities(client: TestClient) -> None:

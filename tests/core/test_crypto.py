@@ -8,9 +8,9 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from fastapi.testclient import TestClient
 
+from poshub.bootstrap import AppState
 from poshub.core.crypto import KeyMaterialError, KeyVault, load_kek, mask_resident_id, mask_tail
 from poshub.core.settings import Mode, Settings
-from poshub.web.state import AppState
 from tests.factories import card_number, create_and_submit, resident_id
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from poshub.bootstrap import AppState
 from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
@@ -22,7 +23,6 @@ from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals import service as terminal_service
-from poshub.web.state import AppState
 from tests.factories import create_and_submit, login, sign_contract
 
 SECOND_TECHNICIAN = "tech2"

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from poshub.bootstrap import AppState
 from poshub.core import audit, limits
 from poshub.core.clock import SHANGHAI
 from poshub.core.db import utcnow
@@ -22,7 +23,6 @@ from poshub.fieldwork.schemas import WorkOrderIn
 from poshub.fieldwork.service import FieldworkDeps, StepResult
 from poshub.onboarding import repository as onboarding_repository
 from poshub.terminals import repository as terminal_repository
-from poshub.web.state import AppState
 from tests.factories import EXECUTABLE_AS_PDF, PDF, PNG
 from tests.fieldwork.support import (
     SECOND_TECHNICIAN,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from poshub.bootstrap import AppState
 from poshub.core.ids import is_valid_mid
 from poshub.notify.adapters import MemoryNotifier
 from poshub.runtime import run_jobs_once
-from poshub.web.state import AppState
 from tests.factories import PNG, bearer, create, login, run_worker, upload_required
 
 

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
+from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
@@ -24,7 +25,6 @@ from poshub.models import metadata
 from poshub.onboarding.decisions import CHECK_DETAILS
 from poshub.onboarding.rules import MESSAGES
 from poshub.web.errors import PYDANTIC_MESSAGES
-from poshub.web.state import AppState
 from tests.factories import (
     DROP,
     EXECUTABLE_AS_PDF,

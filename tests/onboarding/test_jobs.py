@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from poshub.bootstrap import AppState
 from poshub.core.db import utcnow
 from poshub.onboarding import jobs, repository
 from poshub.onboarding.models import Application
-from poshub.web.state import AppState
 from tests.factories import create_and_submit
 
 

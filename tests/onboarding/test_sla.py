@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from poshub.bootstrap import AppState
 from poshub.onboarding import jobs, repository, service, sla
 from poshub.onboarding.models import Application
 from poshub.onboarding.schemas import ApplicationIn
 from poshub.onboarding.service import applicant_actor
 from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
-from poshub.web.state import AppState
 from tests.factories import PNG, payload
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.errors import Unauthorized
 from poshub.staff import passwords
 from poshub.staff import service as staff_service
 from poshub.staff.service import INVALID_LOGIN, LOCKED, Principal
-from poshub.web.state import AppState
 from tests.factories import STAFF, login
 
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from psec import tr31
 from sqlalchemy import func, select
 
+from poshub.bootstrap import AppState
 from poshub.core import audit
 from poshub.core.settings import Mode, Settings
 from poshub.terminals import hsm, repository, service
 from poshub.terminals.models import Device, DeviceCredential, TerminalKey
-from poshub.web.state import AppState
 from tests.factories import contracted_merchant, login, stock_in
 
 TRANSPORT_KEY = "2315208C9110AD402315208C9110AD40"[:16] + "0123456789ABCDEF"

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import uvicorn
 
+from poshub.bootstrap import AppState
 from poshub.runtime import worker_loop
 from poshub.web.app import create_app
-from poshub.web.state import AppState
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

@@ -24,10 +24,10 @@ from playwright.sync_api import (
     expect,
 )
 
+from poshub.bootstrap import AppState
 from poshub.core.i18n import Translator
 from poshub.onboarding import repository, rules
 from poshub.runtime import run_jobs_once
-from poshub.web.state import AppState
 from tests.factories import (
     PDF,
     PNG,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from poshub.web.state import AppState
+from poshub.bootstrap import AppState
 from tests.factories import PDF, PNG, STAFF, login
 from tests.fieldwork.support import (
     SECOND_TECHNICIAN,

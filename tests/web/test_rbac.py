@@ -23,12 +23,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from poshub.bootstrap import AppState, build_state
 from poshub.core.db import Database, make_engine
 from poshub.core.roles import Role
 from poshub.core.settings import Mode, Settings
 from poshub.notify.adapters import MemoryNotifier
 from poshub.staff import passwords
-from poshub.web.app import build_state, create_app
+from poshub.web.app import create_app
 from poshub.web.deps import Access
 from poshub.web.security import (
     APPLICANT_COOKIE,
@@ -38,7 +39,6 @@ from poshub.web.security import (
     RouteAccess,
     csrf_token_for,
 )
-from poshub.web.state import AppState
 from tests.conftest import (
     BACKENDS,
     TEST_KEK,

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
+from poshub.bootstrap import AppState
 from poshub.core.clock import SHANGHAI
 from poshub.core.db import utcnow
 from poshub.fieldwork import service
 from poshub.fieldwork.schemas import WorkOrderIn
 from poshub.onboarding import repository as onboarding_repository
 from poshub.terminals import repository as terminal_repository
-from poshub.web.state import AppState
 from tests.factories import PNG, STAFF, login
 from tests.fieldwork.support import Site, contracted_site, mark_parameters_fetched, principal
 from tests.web.conftest import LiveServer

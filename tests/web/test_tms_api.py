@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.audit import Actor, AuditEntry
 from poshub.core.db import utcnow
 from poshub.onboarding import repository as onboarding_repository
 from poshub.terminals import repository, service, tms
 from poshub.terminals.models import Device, DeviceStatus
-from poshub.web.state import AppState
 from tests.factories import create_and_submit, login, sign_contract
 
 MODEL = "SMART-A8"

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound, TooLarge
@@ -49,7 +50,6 @@ from poshub.web.deps import (
     translator,
     write_uow,
 )
-from poshub.web.state import AppState
 from poshub.web.views import applicant_view
 from poshub.web.writes import run_write
 

@@ -1,0 +1,60 @@
+"""Assembling a process: settings → database → key vault → service dependencies.
+
+Every process (web, worker, gateway, simulators, the demo) builds what it holds for its
+lifetime here, so none of them has to import another process's package (``web/`` in
+particular) to start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from poshub.core import migrate
+from poshub.core.crypto import KeyVault, load_kek
+from poshub.core.db import Database, make_engine
+from poshub.core.settings import Settings
+from poshub.core.storage import ContentStore
+from poshub.notify.adapters import Notifier, build_notifier
+from poshub.onboarding.service import OnboardingDeps
+from poshub.onboarding.verification import VerificationProvider, build_provider
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What a process holds for its lifetime, built once by :func:`build_state`."""
+
+    settings: Settings
+    db: Database
+    vault: KeyVault
+    onboarding: OnboardingDeps
+    notifier: Notifier
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database; creates the data directory an embedded one lives in."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(make_engine(settings.effective_database_url))
+
+
+def upgrade(database: Database) -> None:
+    """Apply every pending migration."""
+    migrate.upgrade(database.engine)
+
+
+def build_state(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    verifier: VerificationProvider | None = None,
+    notifier: Notifier | None = None,
+) -> AppState:
+    """The process state; fails here, at start-up, on a missing or bad key-encrypting key."""
+    db = database or Database(make_engine(settings.effective_database_url))
+    vault = KeyVault(load_kek(settings))
+    onboarding = OnboardingDeps(
+        settings=settings,
+        vault=vault,
+        store=ContentStore(settings.documents_dir),
+        verifier=verifier or build_provider(settings.verification_provider),
+    )
+    return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))
