@@ -107,6 +107,15 @@ def cmd_web(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from poshub.gateway.process import run_gateway
+
+    overrides: dict[str, object] = {"gateway_host": args.host, "gateway_port": args.port}
+    settings = _settings(args, **overrides)
+    _logging(settings)
+    return run_gateway(settings)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from poshub.runtime import run_jobs_once, worker_loop
 
@@ -242,12 +251,12 @@ def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
 
 def cmd_terminal_list(args: argparse.Namespace) -> int:
     from poshub.bootstrap import open_database
-    from poshub.onboarding import repository as onboarding_repository
+    from poshub.merchants import repository as merchant_repository
     from poshub.terminals import service as terminal_service
 
     database = open_database(_settings(args))
     with database.unit_of_work(read_only=True) as uow:
-        merchant = onboarding_repository.merchant_by_mid(uow.session, args.mid)
+        merchant = merchant_repository.by_mid(uow.session, args.mid)
         if merchant is None:
             print(f"no merchant has MID {args.mid}", file=sys.stderr)
             return EXIT_FAILURE
@@ -330,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="web processes (2-3 on a 2-core machine serve the most applications a second)",
     )
     web.set_defaults(func=cmd_web)
+
+    gateway = sub.add_parser(
+        "gateway", help="run the ISO 8583 host for POS terminals (docs/gateway.md)"
+    )
+    gateway.add_argument("--host", default=None, help="listen address (POSHUB_GATEWAY_HOST)")
+    gateway.add_argument("--port", type=int, default=None, help="listen port (POSHUB_GATEWAY_PORT)")
+    gateway.set_defaults(func=cmd_gateway)
 
     worker = sub.add_parser("worker", help="run scheduled jobs (notifications, SLA clocks)")
     worker.add_argument("--once", action="store_true", help="run one pass and exit")

@@ -55,6 +55,8 @@ class TxnStatus(StrEnum):
     """An approved sale, completion or pre-auth later voided or cancelled."""
     REVERSED = "reversed"
     """Approved upstream (or unknown) and then reversed: no financial effect."""
+    COMPLETED = "completed"
+    """A pre-authorization captured by a completion."""
     ANSWERED = "answered"
     """Non-financial requests (management, settlement, voids, reversals themselves)."""
 

@@ -1,0 +1,218 @@
+"""The journal writer: one thread, group commit, durable before anyone is answered.
+
+Requests hand the writer a list of operations (prebuilt statements with parameters) and
+await a future. The writer takes everything queued — up to
+``limits.GATEWAY_JOURNAL_BATCH_MAX`` requests' worth — runs it in one transaction grouped
+by statement (executemany), commits, and only then resolves the futures. On SQLite
+(WAL, ``synchronous=FULL``) the commit is one fsync for the whole group; on PostgreSQL
+one round of WAL flush. A failed batch is retried request by request inside savepoints, so
+one request's conflict (a repeated dedupe key) fails only that request.
+
+The queue is bounded: when it is full, ``submit`` raises ``JournalFull`` and the pipeline
+answers ``96`` instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from poshub.core import limits
+from poshub.core.db import Database
+from poshub.gateway import repository
+
+log = logging.getLogger(__name__)
+
+_STOP: Final = object()
+
+
+class JournalFull(Exception):
+    """The writer's queue is at its bound."""
+
+
+class JournalFailed(Exception):
+    """The database refused a write; the operations had no effect."""
+
+
+class DuplicateKey(JournalFailed):
+    """A unique key (a repeated request's dedupe key) already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    statement: str
+    """A key of ``repository.writer_statements``."""
+    params: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Item:
+    ops: list[Op]
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class JournalStats:
+    commits: int = 0
+    requests: int = 0
+    rows: int = 0
+    failures: int = 0
+    largest_group: int = 0
+    commit_seconds: float = 0.0
+    group_sizes: dict[int, int] = field(default_factory=dict)
+
+
+class Journal:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        batch_max: int = limits.GATEWAY_JOURNAL_BATCH_MAX,
+        queue_max: int = limits.GATEWAY_JOURNAL_QUEUE_MAX,
+    ) -> None:
+        self._database = database
+        self._statements = repository.writer_statements(database.dialect)
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._queued = 0
+        self._queue_max = queue_max
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.stats = JournalStats()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="gateway-journal", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_seconds: float = 10.0) -> None:
+        """Write what is queued, then end the writer thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout_seconds)
+        self._thread = None
+
+    @property
+    def backlog(self) -> int:
+        return self._queued
+
+    def submit(self, ops: list[Op]) -> asyncio.Future[None]:
+        """Queue ``ops`` (one request's writes, atomic together); the future resolves
+        once they are committed."""
+        assert self._loop is not None, "journal not started"
+        with self._lock:
+            if self._queued >= self._queue_max:
+                raise JournalFull("journal queue full")
+            self._queued += 1
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(_Item(ops, future))
+        return future
+
+    async def write(self, ops: list[Op]) -> None:
+        await self.submit(ops)
+
+    # --- writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            items: list[_Item] = [first]  # type: ignore[list-item]
+            stop = False
+            while len(items) < self._batch_max:
+                try:
+                    extra = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is _STOP:
+                    stop = True
+                    break
+                items.append(extra)  # type: ignore[arg-type]
+            self._write_group(items)
+            with self._lock:
+                self._queued -= len(items)
+            if stop:
+                return
+
+    def _write_group(self, items: list[_Item]) -> None:
+        started = time.perf_counter()
+        try:
+            self._execute(items)
+        except IntegrityError:
+            self._write_one_by_one(items)
+            return
+        except Exception as error:  # the database is unavailable: every request fails
+            log.error("journal group commit failed: %s", type(error).__name__)
+            self.stats.failures += 1
+            self._resolve([(item, JournalFailed("journal write failed")) for item in items])
+            return
+        elapsed = time.perf_counter() - started
+        stats = self.stats
+        stats.commits += 1
+        stats.requests += len(items)
+        stats.rows += sum(len(item.ops) for item in items)
+        stats.commit_seconds += elapsed
+        stats.largest_group = max(stats.largest_group, len(items))
+        self._resolve([(item, None) for item in items])
+
+    def _execute(self, items: list[_Item]) -> None:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in items:
+            for op in item.ops:
+                grouped[op.statement].append(op.params)
+        with self._database.engine.begin() as connection:
+            for name in repository.STATEMENT_ORDER:
+                params = grouped.get(name)
+                if params:
+                    connection.execute(self._statements[name], params)
+
+    def _write_one_by_one(self, items: list[_Item]) -> None:
+        outcomes: list[tuple[_Item, Exception | None]] = []
+        try:
+            with self._database.engine.begin() as connection:
+                for item in items:
+                    savepoint = connection.begin_nested()
+                    try:
+                        for op in item.ops:
+                            connection.execute(self._statements[op.statement], [op.params])
+                    except IntegrityError:
+                        savepoint.rollback()
+                        outcomes.append((item, DuplicateKey("duplicate key")))
+                        continue
+                    savepoint.commit()
+                    outcomes.append((item, None))
+        except DBAPIError as error:
+            log.error("journal write failed: %s", type(error).__name__)
+            self.stats.failures += 1
+            outcomes = [(item, JournalFailed("journal write failed")) for item in items]
+        self.stats.commits += 1
+        self.stats.requests += len(items)
+        self._resolve(outcomes)
+
+    def _resolve(self, outcomes: list[tuple[_Item, Exception | None]]) -> None:
+        loop = self._loop
+        assert loop is not None
+
+        def settle() -> None:
+            for item, error in outcomes:
+                if item.future.done():
+                    continue
+                if error is None:
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(error)
+
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)

@@ -1,0 +1,133 @@
+"""``poshub gateway``: assemble and run the gateway process.
+
+Builds the database, key vault, zone PIN key, network link, journal, pipeline, store-and-
+forward and TCP server from the settings, recovers what a crash left pending, serves until
+told to stop, and on SIGTERM/SIGINT stops accepting, lets requests in progress finish and
+writes out the journal before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+from poshub.bootstrap import open_database
+from poshub.core.crypto import KeyVault, load_kek
+from poshub.core.db import Database
+from poshub.core.settings import Settings
+from poshub.gateway import saf
+from poshub.gateway.crypto import load_network_zpk
+from poshub.gateway.journal import Journal
+from poshub.gateway.link import NetworkLink, TcpNetworkLink
+from poshub.gateway.pipeline import Gateway
+from poshub.gateway.risk import RiskHooks
+from poshub.gateway.server import GatewayServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    server: GatewayServer
+    journal: Journal
+    link: NetworkLink
+    store_and_forward: saf.StoreAndForward
+    port: int
+    recovered: int
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.store_and_forward.stop()
+        await self.link.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.journal.stop)
+        self.gateway.close()
+
+
+async def start_gateway(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    link: NetworkLink | None = None,
+    risk: RiskHooks | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> RunningGateway:
+    """Start every part of the gateway on the running loop; ``port=0`` picks a free port."""
+    database = database or open_database(settings)
+    vault = KeyVault(load_kek(settings))
+    zpk = load_network_zpk(settings)
+    link = link or TcpNetworkLink(settings.network_host, settings.network_port)
+    journal = Journal(database)
+    journal.start(asyncio.get_running_loop())
+    gateway = Gateway(
+        settings=settings,
+        database=database,
+        vault=vault,
+        zpk=zpk,
+        link=link,
+        journal=journal,
+        risk=risk,
+    )
+    await gateway.start()
+    await link.start()
+    store_and_forward = saf.StoreAndForward(gateway)
+    recovered = await saf.recover(gateway)
+    store_and_forward.start()
+    server = GatewayServer(
+        gateway,
+        host=host if host is not None else settings.gateway_host,
+        port=port if port is not None else settings.gateway_port,
+    )
+    bound = await server.start()
+    log.info("gateway listening on %s:%d (network %s:%d)", server.host, bound,
+             settings.network_host, settings.network_port)  # fmt: skip
+    return RunningGateway(gateway, server, journal, link, store_and_forward, bound, recovered)
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_gateway(settings: Settings, *, stop: threading.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set, for the demo's thread)."""
+    _install_uvloop() if threading.current_thread() is threading.main_thread() else None
+
+    async def main() -> None:
+        running = await start_gateway(settings)
+        finished = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, finished.set)
+        if stop is not None:
+            loop.run_in_executor(None, stop.wait).add_done_callback(lambda _f: finished.set())
+        await finished.wait()
+        log.info("gateway stopping")
+        await running.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        asyncio.run(main())
+    else:
+        loop = _new_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()

@@ -1,0 +1,468 @@
+"""Every query of the gateway: the journal writer's prebuilt statements and the reads.
+
+Writes are Core statements built once (the journal writer runs them with executemany in
+group commits); reads return plain rows for the event loop to use without ORM state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+
+from poshub.core.db import table_of
+from poshub.core.sequences import IdSequence
+from poshub.gateway.models import (
+    BatchStatus,
+    GatewayTransaction,
+    NetworkReversal,
+    TerminalBatch,
+    TerminalSession,
+    TxnKind,
+    TxnStatus,
+)
+from poshub.merchants.models import Merchant
+from poshub.terminals.models import Terminal, TerminalKey, TmsParameterSet
+
+TXN = table_of(GatewayTransaction)
+SESSION = table_of(TerminalSession)
+BATCH = table_of(TerminalBatch)
+REVERSAL = table_of(NetworkReversal)
+
+TXN_COLUMNS: Final = tuple(c.name for c in TXN.columns)
+
+# --- Statements for the journal writer ---------------------------------------------------
+INSERT_TXN: Final = "insert_txn"
+FINISH_TXN: Final = "finish_txn"
+SET_STATUS: Final = "set_status"
+ADD_REFUNDED: Final = "add_refunded"
+INSERT_REVERSAL: Final = "insert_reversal"
+ACK_REVERSAL: Final = "ack_reversal"
+RETRY_REVERSAL: Final = "retry_reversal"
+UPSERT_SESSION: Final = "upsert_session"
+INSERT_BATCH: Final = "insert_batch"
+SETTLE_BATCH: Final = "settle_batch"
+UPLOADED_RECORDS: Final = "uploaded_records"
+CLOSE_BATCH: Final = "close_batch"
+MAC_FAILURE: Final = "mac_failure"
+
+FINISH_COLUMNS: Final = (
+    "status",
+    "response_code",
+    "auth_code",
+    "local_time",
+    "local_date",
+    "settlement_date",
+    "qr_voucher",
+    "wallet",
+    "upstream",
+    "upstream_us",
+    "total_us",
+    "responded_at",
+    "original_rrn",
+)
+"""What the final write of a forwarded request sets on its pending row."""
+
+SESSION_COLUMNS: Final = (
+    "keys_sealed",
+    "key_mode",
+    "pik_kcv",
+    "mak_kcv",
+    "batch_no",
+    "signed_on_at",
+    "signed_off_at",
+    "mac_failures",
+    "last_mac_failure_at",
+    "updated_at",
+)
+
+
+def _upsert_session(dialect: str) -> Executable:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(SESSION).values({c: bindparam(c) for c in ("tid", *SESSION_COLUMNS)})
+    upsert: Executable = statement.on_conflict_do_update(
+        index_elements=[SESSION.c.tid],
+        set_={c: statement.excluded[c] for c in SESSION_COLUMNS},
+    )
+    return upsert
+
+
+def writer_statements(dialect: str) -> dict[str, Executable]:
+    """The journal writer's statements, keyed by the names above. Parameters are plain
+    dicts; ``b_`` names bind the WHERE clause."""
+    return {
+        INSERT_TXN: insert(TXN),
+        FINISH_TXN: update(TXN)
+        .where(TXN.c.rrn == bindparam("b_rrn"))
+        .values({c: bindparam(c) for c in FINISH_COLUMNS}),
+        SET_STATUS: update(TXN)
+        .where(TXN.c.rrn == bindparam("b_rrn"))
+        .values(status=bindparam("status")),
+        ADD_REFUNDED: update(TXN)
+        .where(TXN.c.rrn == bindparam("b_rrn"))
+        .values(refunded_fen=TXN.c.refunded_fen + bindparam("delta_fen")),
+        INSERT_REVERSAL: insert(REVERSAL),
+        ACK_REVERSAL: update(REVERSAL)
+        .where(REVERSAL.c.id == bindparam("b_id"))
+        .values(acknowledged_at=bindparam("acknowledged_at"), attempts=bindparam("attempts")),
+        RETRY_REVERSAL: update(REVERSAL)
+        .where(REVERSAL.c.id == bindparam("b_id"))
+        .values(
+            attempts=bindparam("attempts"),
+            next_attempt_at=bindparam("next_attempt_at"),
+            last_error=bindparam("last_error"),
+        ),
+        UPSERT_SESSION: _upsert_session(dialect),
+        INSERT_BATCH: insert(BATCH),
+        SETTLE_BATCH: update(BATCH)
+        .where(BATCH.c.id == bindparam("b_id"))
+        .values(
+            {
+                c: bindparam(c)
+                for c in (
+                    "settlement_rrn",
+                    "terminal_debit_fen",
+                    "terminal_debit_count",
+                    "terminal_credit_fen",
+                    "terminal_credit_count",
+                    "host_debit_fen",
+                    "host_debit_count",
+                    "host_credit_fen",
+                    "host_credit_count",
+                    "result",
+                    "settled_at",
+                )
+            }
+        ),
+        UPLOADED_RECORDS: update(BATCH)
+        .where(BATCH.c.id == bindparam("b_id"))
+        .values(uploaded_records=BATCH.c.uploaded_records + bindparam("delta")),
+        CLOSE_BATCH: update(BATCH)
+        .where(BATCH.c.id == bindparam("b_id"))
+        .values(status=BatchStatus.CLOSED.value, closed_at=bindparam("closed_at")),
+        MAC_FAILURE: update(SESSION)
+        .where(SESSION.c.tid == bindparam("b_tid"))
+        .values(
+            mac_failures=bindparam("mac_failures"),
+            last_mac_failure_at=bindparam("last_mac_failure_at"),
+        ),
+    }
+
+
+STATEMENT_ORDER: Final = (
+    INSERT_TXN,
+    INSERT_BATCH,
+    INSERT_REVERSAL,
+    FINISH_TXN,
+    SET_STATUS,
+    ADD_REFUNDED,
+    ACK_REVERSAL,
+    RETRY_REVERSAL,
+    SETTLE_BATCH,
+    UPLOADED_RECORDS,
+    CLOSE_BATCH,
+    UPSERT_SESSION,
+    MAC_FAILURE,
+)
+"""Order in which a group commit runs its statements: rows are inserted before anything
+that could update them; within one statement, in arrival order."""
+
+
+# --- Reads ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TerminalRecord:
+    terminal_id: int
+    tid: str
+    terminal_status: str
+    mid: str
+    merchant_status: str
+    merchant_name: str
+    params: dict[str, Any]
+    key_block: str | None
+
+
+def terminal_record(session: Session, tid: str) -> TerminalRecord | None:
+    row = session.execute(
+        select(
+            Terminal.id,
+            Terminal.tid,
+            Terminal.status,
+            Merchant.mid,
+            Merchant.status,
+            Merchant.business_name,
+        )
+        .join(Merchant, Merchant.id == Terminal.merchant_id)
+        .where(Terminal.tid == tid)
+    ).first()
+    if row is None:
+        return None
+    params = session.execute(
+        select(TmsParameterSet.params)
+        .where(TmsParameterSet.terminal_id == row[0])
+        .order_by(TmsParameterSet.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    key_block = session.execute(
+        select(TerminalKey.key_block).where(
+            TerminalKey.terminal_id == row[0], TerminalKey.retired_at.is_(None)
+        )
+    ).scalar_one_or_none()
+    return TerminalRecord(
+        terminal_id=row[0],
+        tid=row[1],
+        terminal_status=row[2],
+        mid=row[3],
+        merchant_status=row[4],
+        merchant_name=(params or {}).get("receipt_name_zh") or row[5],
+        params=dict(params or {}),
+        key_block=key_block,
+    )
+
+
+def terminal_session(session: Session, tid: str) -> Row[Any] | None:
+    return session.execute(select(SESSION).where(SESSION.c.tid == tid)).first()
+
+
+def open_batch(session: Session, tid: str) -> Row[Any] | None:
+    return session.execute(
+        select(BATCH)
+        .where(BATCH.c.tid == tid, BATCH.c.status == BatchStatus.OPEN.value)
+        .order_by(BATCH.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def transaction(session: Session, rrn: str) -> Row[Any] | None:
+    return session.execute(select(TXN).where(TXN.c.rrn == rrn)).first()
+
+
+def transaction_by_dedupe(session: Session, dedupe_key: str) -> Row[Any] | None:
+    return session.execute(select(TXN).where(TXN.c.dedupe_key == dedupe_key)).first()
+
+
+REVERSIBLE_KINDS: Final = (
+    TxnKind.SALE.value,
+    TxnKind.QR_SALE.value,
+    TxnKind.VOID.value,
+    TxnKind.PREAUTH.value,
+    TxnKind.PREAUTH_CANCEL.value,
+    TxnKind.COMPLETION.value,
+    TxnKind.COMPLETION_VOID.value,
+)
+
+
+def original_for_reversal(session: Session, tid: str, batch_no: str, stan: str) -> Row[Any] | None:
+    """The reversible request a 0400 names by (TID, 60.2, 11), newest first."""
+    return session.execute(
+        select(TXN)
+        .where(
+            TXN.c.tid == tid,
+            TXN.c.batch_no == batch_no,
+            TXN.c.stan == stan,
+            TXN.c.kind.in_(REVERSIBLE_KINDS),
+        )
+        .order_by(TXN.c.received_at.desc())
+        .limit(1)
+    ).first()
+
+
+def original_in_batch(
+    session: Session, tid: str, batch_no: str, stan: str, kinds: Sequence[str]
+) -> Row[Any] | None:
+    return session.execute(
+        select(TXN)
+        .where(
+            TXN.c.tid == tid,
+            TXN.c.batch_no == batch_no,
+            TXN.c.stan == stan,
+            TXN.c.kind.in_(kinds),
+            TXN.c.response_code == "00",
+        )
+        .order_by(TXN.c.received_at.desc())
+        .limit(1)
+    ).first()
+
+
+def preauth_by_auth_code(
+    session: Session, mid: str, auth_code: str, pan_token: str | None
+) -> Row[Any] | None:
+    """The approved pre-authorization a cancel or completion names by its approval code
+    (38) and card (spec §11.8)."""
+    conditions = [
+        TXN.c.mid == mid,
+        TXN.c.kind == TxnKind.PREAUTH.value,
+        TXN.c.auth_code == auth_code,
+        TXN.c.response_code == "00",
+    ]
+    if pan_token is not None:
+        conditions.append(TXN.c.pan_token == pan_token)
+    return session.execute(
+        select(TXN).where(*conditions).order_by(TXN.c.received_at.desc()).limit(1)
+    ).first()
+
+
+DEBIT_KINDS: Final = (
+    TxnKind.SALE.value,
+    TxnKind.QR_SALE.value,
+    TxnKind.COMPLETION.value,
+    TxnKind.COMPLETION_ADVICE.value,
+)
+CREDIT_KINDS: Final = (TxnKind.REFUND.value,)
+
+
+def batch_totals(session: Session, tid: str, batch_no: str) -> tuple[int, int, int, int]:
+    """Host totals of a batch by the spec's counting rules (§5.6): debits are approved
+    sales, QR sales and completions not voided or reversed; credits approved refunds."""
+    rows = session.execute(
+        select(TXN.c.kind, func.count(), func.coalesce(func.sum(TXN.c.amount_fen), 0))
+        .where(
+            TXN.c.tid == tid,
+            TXN.c.batch_no == batch_no,
+            TXN.c.status == TxnStatus.APPROVED.value,
+            TXN.c.kind.in_(DEBIT_KINDS + CREDIT_KINDS),
+        )
+        .group_by(TXN.c.kind)
+    ).all()
+    debit_fen = debit_count = credit_fen = credit_count = 0
+    for kind, count, total in rows:
+        if kind in CREDIT_KINDS:
+            credit_fen += int(total)
+            credit_count += int(count)
+        else:
+            debit_fen += int(total)
+            debit_count += int(count)
+    return debit_fen, debit_count, credit_fen, credit_count
+
+
+def pending_transactions(session: Session, limit: int) -> Sequence[Row[Any]]:
+    return session.execute(
+        select(TXN).where(TXN.c.status == TxnStatus.PENDING.value).limit(limit)
+    ).all()
+
+
+def due_reversals(session: Session, now: dt.datetime, limit: int) -> Sequence[Row[Any]]:
+    return session.execute(
+        select(REVERSAL)
+        .where(REVERSAL.c.acknowledged_at.is_(None), REVERSAL.c.next_attempt_at <= now)
+        .order_by(REVERSAL.c.next_attempt_at)
+        .limit(limit)
+    ).all()
+
+
+def unacknowledged_reversal_count(session: Session) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(REVERSAL).where(REVERSAL.c.acknowledged_at.is_(None))
+        ).scalar_one()
+    )
+
+
+def reserve_block(connection: Connection | Session, name: str, size: int) -> int:
+    """Reserve ``size`` consecutive values of the counter ``name``; returns the first."""
+    table = table_of(IdSequence)
+    current = connection.execute(
+        select(table.c.next_value).where(table.c.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if current is None:
+        connection.execute(insert(table).values(name=name, next_value=1 + size))
+        return 1
+    connection.execute(update(table).where(table.c.name == name).values(next_value=current + size))
+    return int(current)
+
+
+# --- Staff-facing search -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    mid: str | None = None
+    tid: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    rrn: str | None = None
+    last4: str | None = None
+    response_code: str | None = None
+    kind: str | None = None
+
+
+def search(
+    session: Session, criteria: SearchFilter, *, limit: int, offset: int = 0
+) -> tuple[Sequence[GatewayTransaction], int]:
+    conditions = []
+    if criteria.mid:
+        conditions.append(GatewayTransaction.mid == criteria.mid)
+    if criteria.tid:
+        conditions.append(GatewayTransaction.tid == criteria.tid)
+    if criteria.date_from:
+        conditions.append(GatewayTransaction.host_date >= criteria.date_from)
+    if criteria.date_to:
+        conditions.append(GatewayTransaction.host_date <= criteria.date_to)
+    if criteria.rrn:
+        conditions.append(
+            or_(
+                GatewayTransaction.rrn == criteria.rrn,
+                GatewayTransaction.original_rrn == criteria.rrn,
+            )
+        )
+    if criteria.last4:
+        conditions.append(GatewayTransaction.pan_last4 == criteria.last4)
+    if criteria.response_code:
+        conditions.append(GatewayTransaction.response_code == criteria.response_code)
+    if criteria.kind:
+        conditions.append(GatewayTransaction.kind == criteria.kind)
+    where = and_(*conditions) if conditions else None
+    query = select(GatewayTransaction)
+    count_query = select(func.count()).select_from(GatewayTransaction)
+    if where is not None:
+        query = query.where(where)
+        count_query = count_query.where(where)
+    total = int(session.execute(count_query).scalar_one())
+    rows = (
+        session.execute(
+            query.order_by(GatewayTransaction.received_at.desc(), GatewayTransaction.rrn.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        .scalars()
+        .all()
+    )
+    return rows, total
+
+
+def transaction_model(session: Session, rrn: str) -> GatewayTransaction | None:
+    return session.get(GatewayTransaction, rrn)
+
+
+def related(session: Session, rrn: str, *, limit: int) -> Sequence[GatewayTransaction]:
+    """Transactions that act on ``rrn`` (voids, refunds, reversals, completions)."""
+    return (
+        session.execute(
+            select(GatewayTransaction)
+            .where(GatewayTransaction.original_rrn == rrn)
+            .order_by(GatewayTransaction.received_at)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def batches_of(session: Session, tid: str, *, limit: int) -> Sequence[TerminalBatch]:
+    return (
+        session.execute(
+            select(TerminalBatch)
+            .where(TerminalBatch.tid == tid)
+            .order_by(TerminalBatch.id.desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def session_of(session: Session, tid: str) -> TerminalSession | None:
+    return session.get(TerminalSession, tid)
