@@ -133,6 +133,48 @@ def decode(body: bytes) -> Message:
     if body[MTI_BYTES] & 0x80:
         # Bit 1: a secondary bitmap, which this dialect never uses (spec §1.4).
         raise MessageFormatError("secondary bitmap present", field="1", position=MTI_BYTES)
+    undefined = _first_undefined_field(body)
+    if undefined is not None:
+        # pyiso8583 would stop at such a field with a bare KeyError, losing which field it
+        # was and everything read before it.
+        raise MessageFormatError(
+            "field not in the dialect",
+            field=str(undefined),
+            position=MTI_BYTES,
+            partial=_fields_before(body, undefined),
+        )
+    message = _decode_fields(body)
+    _check(message)
+    return message
+
+
+def _first_undefined_field(body: bytes) -> int | None:
+    bitmap = int.from_bytes(body[MTI_BYTES:MESSAGE_BYTES_MIN], "big")
+    for number in range(2, BITMAP_BYTES * 8 + 1):
+        if bitmap >> (BITMAP_BYTES * 8 - number) & 1 and str(number) not in dialect.SPEC:
+            return number
+    return None
+
+
+def _fields_before(body: bytes, number: int) -> Message:
+    """MTI, TID and STAN when they precede field ``number``: the message is read again
+    with a bitmap naming only the fields before it."""
+    bitmap = int.from_bytes(body[MTI_BYTES:MESSAGE_BYTES_MIN], "big")
+    earlier = bitmap & ~((1 << (BITMAP_BYTES * 8 + 1 - number)) - 1)
+    head = body[:MTI_BYTES] + earlier.to_bytes(BITMAP_BYTES, "big")
+    try:
+        message = _decode_fields(head + body[MESSAGE_BYTES_MIN:])
+    except MessageFormatError as error:  # normally: extra data where the field began
+        return {
+            key: value
+            for key, value in ((MTI, error.mti), (F_TID, error.tid), (F_STAN, error.stan))
+            if value is not None
+        }
+    return message
+
+
+def _decode_fields(body: bytes) -> Message:
+    """pyiso8583's decode, retried with ``F`` pads where the spec allows them."""
     pad_f: frozenset[str] = frozenset()
     while True:
         try:
@@ -152,7 +194,6 @@ def decode(body: bytes) -> Message:
             ) from None
         except (ValueError, LookupError, TypeError):
             raise MessageFormatError("undecodable message") from None
-    _check(message)
     return message
 
 
