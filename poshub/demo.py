@@ -26,9 +26,11 @@ from poshub.fieldwork import service as fieldwork
 from poshub.fieldwork.models import WorkOrder, WorkOrderKind
 from poshub.fieldwork.schemas import WorkOrderIn
 from poshub.fieldwork.service import FieldworkDeps
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant
 from poshub.onboarding import repository, service
 from poshub.onboarding.jobs import run_requested_checks
-from poshub.onboarding.models import BlacklistKind, Merchant
+from poshub.onboarding.models import BlacklistKind
 from poshub.onboarding.rules import DocumentKind, required_documents
 from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
 from poshub.onboarding.service import OnboardingDeps, applicant_actor
@@ -343,7 +345,7 @@ def _go_live(
 
 def seed(session: Session, deps: OnboardingDeps) -> bool:
     """Create the demo data once; return False if it is already there."""
-    if repository.merchant_by_mid(session, DEMO_MID) is not None:
+    if merchant_repository.by_mid(session, DEMO_MID) is not None:
         return False
     catalog_service.load(session, catalog_service.default_catalog())
     system = Actor.system("demo")

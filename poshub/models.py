@@ -8,6 +8,7 @@ from poshub.core import audit, sequences
 from poshub.core.db import Base
 from poshub.fieldwork import models as fieldwork_models
 from poshub.gateway import models as gateway_models
+from poshub.merchants import models as merchant_models
 from poshub.notify import models as notify_models
 from poshub.onboarding import models as onboarding_models
 from poshub.staff import models as staff_models
@@ -21,6 +22,7 @@ __all__ = [
     "contract_models",
     "fieldwork_models",
     "gateway_models",
+    "merchant_models",
     "metadata",
     "notify_models",
     "onboarding_models",

@@ -18,8 +18,8 @@ from poshub.core import ids
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
 from poshub.demo import tiny_pdf, tiny_png
-from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.models import MerchantStatus
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import MerchantStatus
 from poshub.staff import repository as staff_repository
 
 STAFF: dict[str, tuple[str, tuple[Role, ...]]] = {
@@ -256,7 +256,7 @@ def sign_contract(state: AppState, mid: str) -> None:
     now = utcnow()
     with state.db.unit_of_work() as uow:
         session = uow.session
-        merchant = onboarding_repository.merchant_by_mid(session, mid)
+        merchant = merchant_repository.by_mid(session, mid)
         assert merchant is not None
         plan = session.execute(select(FeePlan).order_by(FeePlan.id).limit(1)).scalar_one()
         ops = staff_repository.by_username(session, "ops")

@@ -12,6 +12,7 @@ from poshub.contracts import repository as contract_repository
 from poshub.core import audit
 from poshub.core.settings import Settings
 from poshub.demo import DEMO_MID, DEMO_TID, seed
+from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository
 from poshub.terminals import hsm
 from poshub.terminals import repository as terminal_repository
@@ -34,7 +35,7 @@ def test_seed_has_applications_in_every_state_and_the_demo_merchant(state: AppSt
             "approved",
             "rejected",
         }
-        merchant = repository.merchant_by_mid(uow.session, DEMO_MID)
+        merchant = merchant_repository.by_mid(uow.session, DEMO_MID)
         assert merchant is not None
         assert merchant.mcc == "5411"
         assert merchant.region_code.startswith("3401")

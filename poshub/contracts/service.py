@@ -29,16 +29,14 @@ from poshub.core.audit import Actor, ActorKind
 from poshub.core.crypto import mask_mobile, mask_tail, sha256_hex
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, ValidationFailed
 from poshub.core.sequences import take_next
+from poshub.merchants import service as merchant_service
+from poshub.merchants.models import Merchant, MerchantStatus
+from poshub.merchants.service import MERCHANT_ACCOUNT_CONTEXT
 from poshub.notify import service as notify
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding import rules
-from poshub.onboarding.merchant_states import advance
-from poshub.onboarding.models import Application, Merchant, MerchantStatus
-from poshub.onboarding.service import (
-    MERCHANT_ACCOUNT_CONTEXT,
-    OnboardingDeps,
-    tracking_url,
-)
+from poshub.onboarding.models import Application
+from poshub.onboarding.service import OnboardingDeps, tracking_url
 from poshub.staff.service import Principal
 
 ACCOUNT_CONTEXT = "contracts.account_number"
@@ -809,8 +807,7 @@ def countersign(
     contract.countersigned_by_id = staff.user_id
     contract.countersigned_ip = ip[:64]
     if contract.version == 1:
-        merchant.status = advance(merchant.status, MerchantStatus.CONTRACTED)
-        merchant.contracted_at = now
+        merchant_service.contract_signed(merchant, now=now)
     audit.record(
         session,
         staff.actor,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from poshub.core.roles import Role
 from poshub.fieldwork.models import WorkOrder, WorkOrderPhoto, WorkOrderStep
 from poshub.fieldwork.states import ALL_FINAL
-from poshub.onboarding.models import Merchant
+from poshub.merchants.models import Merchant
 from poshub.staff.models import StaffRole, StaffUser
 from poshub.terminals.models import Device, Terminal
 

@@ -72,9 +72,10 @@ from poshub.fieldwork.states import (
     may_perform,
     performer,
 )
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant, MerchantStatus
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.documents import PDF, Rejection, sniff
-from poshub.onboarding.models import Merchant, MerchantStatus
 from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -215,7 +216,7 @@ def create_order(
     """A new work order for a merchant (and its terminal), due by the SLA of its kind."""
     _require_operations(principal)
     kind = K(data.kind)
-    merchant = onboarding_repository.merchant_by_mid(session, data.mid)
+    merchant = merchant_repository.by_mid(session, data.mid)
     if merchant is None:
         raise ValidationFailed([FieldError("mid", "mid.unknown", N_("No merchant has this MID."))])
     if merchant.status == MerchantStatus.CLOSED:
@@ -805,7 +806,7 @@ def _go_live_check(session: Session, order: WorkOrder) -> None:
     gaps = go_live_gaps(order.data)
     terminal = _terminal(session, order)
     device = terminal_repository.device_of(session, terminal.id)
-    merchant = onboarding_repository.merchant(session, order.merchant_id)
+    merchant = merchant_repository.get(session, order.merchant_id)
     if terminal.status != TerminalStatus.ACTIVE:
         gaps.append(f"terminal.status={terminal.status}")
     if device is None or device.status != DeviceStatus.ACTIVE:
@@ -1213,6 +1214,6 @@ def sla_state(order: WorkOrder, now: dt.datetime) -> sla.SlaState:
 
 
 def merchant_of(session: Session, order: WorkOrder) -> Merchant:
-    merchant = onboarding_repository.merchant(session, order.merchant_id)
+    merchant = merchant_repository.get(session, order.merchant_id)
     assert merchant is not None  # a foreign key
     return merchant

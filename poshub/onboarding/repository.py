@@ -23,8 +23,6 @@ from poshub.onboarding.models import (
     ApplicationEvent,
     BlacklistEntry,
     Document,
-    Merchant,
-    MerchantStatus,
     TerminalRequest,
 )
 from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
@@ -34,7 +32,6 @@ _terminals = table_of(TerminalRequest)
 _documents = table_of(Document)
 _checks = table_of(ApplicationCheck)
 _events = table_of(ApplicationEvent)
-_merchants = table_of(Merchant)
 _blacklist = table_of(BlacklistEntry)
 
 _BY_ACCESS = select(Application).where(
@@ -368,25 +365,6 @@ def open_applications_matching(
     return [(r.id, r.tracking_number, r.id_number_token, r.uscc) for r in rows]
 
 
-def merchants_matching(
-    session: Session, id_number_tokens: Collection[str], usccs: Collection[str]
-) -> Sequence[tuple[str, str, str | None]]:
-    """(MID, ID number token, credit code) of merchants, not closed, with one of these ID
-    numbers or credit codes, oldest first."""
-    if not id_number_tokens and not usccs:
-        return []
-    m = _merchants.c
-    rows = session.execute(
-        select(m.mid, m.id_number_token, m.uscc)
-        .where(
-            m.status != str(MerchantStatus.CLOSED),
-            or_(m.id_number_token.in_(list(id_number_tokens)), m.uscc.in_(list(usccs))),
-        )
-        .order_by(m.id)
-    )
-    return [(r.mid, r.id_number_token, r.uscc) for r in rows]
-
-
 def blacklist_matching(session: Session, tokens: Collection[str]) -> Sequence[tuple[str, str, str]]:
     """(kind, value token, reason) of active blacklist entries with one of these tokens,
     in the order they were added."""
@@ -416,28 +394,6 @@ def blacklist(
 
 def blacklist_entry(session: Session, entry_id: int) -> BlacklistEntry | None:
     return session.get(BlacklistEntry, entry_id)
-
-
-def merchant(session: Session, merchant_id: int) -> Merchant | None:
-    return session.get(Merchant, merchant_id)
-
-
-def merchant_by_mid(session: Session, mid: str) -> Merchant | None:
-    return session.execute(select(Merchant).where(Merchant.mid == mid)).scalar_one_or_none()
-
-
-def merchant_for_application(session: Session, application_id: str) -> Merchant | None:
-    return session.execute(
-        select(Merchant).where(Merchant.application_id == application_id)
-    ).scalar_one_or_none()
-
-
-def merchants(session: Session, limit: int, offset: int = 0) -> Sequence[Merchant]:
-    return (
-        session.execute(select(Merchant).order_by(Merchant.id.desc()).limit(limit).offset(offset))
-        .scalars()
-        .all()
-    )
 
 
 def unflagged_breaches(session: Session, today: object, limit: int) -> Sequence[Application]:

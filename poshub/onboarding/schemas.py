@@ -260,19 +260,6 @@ class QueueItemOut(BaseModel):
     checks_running: bool
 
 
-class MerchantOut(BaseModel):
-    id: int
-    mid: str
-    status: str
-    applicant_kind: str
-    legal_name: str
-    business_name: str
-    mcc: str
-    region_code: str
-    settlement_account_masked: str
-    created_at: dt.datetime
-
-
 class BlacklistOut(BaseModel):
     id: int
     kind: str

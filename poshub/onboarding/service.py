@@ -22,9 +22,11 @@ from poshub.core.calendar import working_days_between
 from poshub.core.clock import business_date
 from poshub.core.crypto import KeyVault, mask_resident_id, mask_tail
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
-from poshub.core.sequences import take_next
 from poshub.core.settings import Settings
 from poshub.core.storage import ContentStore
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants import service as merchant_service
+from poshub.merchants.models import Merchant
 from poshub.notify import service as notify
 from poshub.onboarding import repository, rules, sla
 from poshub.onboarding.decisions import LICENCE_EXPIRY_WARNING_DAYS, REJECTION_REASONS
@@ -40,8 +42,6 @@ from poshub.onboarding.models import (
     CheckStatus,
     Document,
     EventKind,
-    Merchant,
-    MerchantStatus,
 )
 from poshub.onboarding.schemas import (
     AddressIn,
@@ -64,14 +64,12 @@ from poshub.staff.service import Principal
 
 ID_NUMBER_CONTEXT = "applications.id_number"
 ACCOUNT_NUMBER_CONTEXT = "applications.account_number"
-MERCHANT_ACCOUNT_CONTEXT = "merchants.account_number"
 TOKEN_PURPOSE = {
     BlacklistKind.ID_NUMBER: "resident_id",
     BlacklistKind.ACCOUNT_NUMBER: "account_number",
     BlacklistKind.USCC: "uscc",
     BlacklistKind.MOBILE: "mobile",
 }
-MID_SEQUENCE_PREFIX = "mid:"
 
 
 @dataclass(frozen=True)
@@ -770,7 +768,7 @@ def compute_checks(
     ids_ = [a.id for a in applications]
     lookups = _Lookups(
         open_applications=repository.open_applications_matching(session, id_number_tokens, usccs),
-        merchants=repository.merchants_matching(session, id_number_tokens, usccs),
+        merchants=merchant_repository.matching_identities(session, id_number_tokens, usccs),
         blacklisted=repository.blacklist_matching(
             session, {token for pairs in tokens.values() for _, token in pairs}
         ),
@@ -1283,45 +1281,32 @@ def approve(
     return merchant
 
 
-def get_merchant(session: Session, mid: str) -> Merchant:
-    """The merchant with this MID, or 404 naming it."""
-    merchant = repository.merchant_by_mid(session, mid)
-    if merchant is None:
-        raise NotFound(N_("No merchant with MID {mid}."), code="merchant_not_found", mid=mid[:15])
-    return merchant
-
-
 def _create_merchant(
     session: Session, deps: OnboardingDeps, application: Application, *, now: dt.datetime
 ) -> Merchant:
-    area_code = application.region_code[:4]
-    prefix = ids.mid_prefix(deps.settings.acquirer_code, area_code, application.mcc)
-    sequence = take_next(session, MID_SEQUENCE_PREFIX + prefix, maximum=ids.MID_SEQUENCE_MAX)
-    mid = ids.make_mid(deps.settings.acquirer_code, area_code, application.mcc, sequence)
-    account_number = deps.vault.decrypt(
-        application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+    return merchant_service.create_merchant(
+        session,
+        deps.vault,
+        deps.settings.acquirer_code,
+        merchant_service.NewMerchant(
+            application_id=application.id,
+            applicant_kind=application.applicant_kind,
+            legal_name=application.legal_name,
+            business_name=application.business_name,
+            id_number_token=application.id_number_token,
+            uscc=application.uscc,
+            mcc=application.mcc,
+            region_code=application.region_code,
+            mobile=application.mobile,
+            bank_name=application.bank_name,
+            account_name=application.account_name,
+            account_number=deps.vault.decrypt(
+                application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
+            ),
+            account_number_masked=application.account_number_masked,
+        ),
+        now=now,
     )
-    merchant = Merchant(
-        mid=mid,
-        application_id=application.id,
-        status=str(MerchantStatus.APPROVED),
-        applicant_kind=application.applicant_kind,
-        legal_name=application.legal_name,
-        business_name=application.business_name,
-        id_number_token=application.id_number_token,
-        uscc=application.uscc,
-        mcc=application.mcc,
-        region_code=application.region_code,
-        mobile=application.mobile,
-        bank_name=application.bank_name,
-        account_name=application.account_name,
-        account_number_enc=deps.vault.encrypt(account_number, context=MERCHANT_ACCOUNT_CONTEXT),
-        account_number_masked=application.account_number_masked,
-        created_at=now,
-    )
-    session.add(merchant)
-    session.flush()
-    return merchant
 
 
 def reject(

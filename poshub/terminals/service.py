@@ -22,8 +22,9 @@ from poshub.core.crypto import KeyVault, sha256_hex
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from poshub.core.sequences import take_next
 from poshub.core.settings import Mode, Settings
-from poshub.onboarding.merchant_states import CONTRACTED_OR_LATER, advance
-from poshub.onboarding.models import Merchant, MerchantStatus
+from poshub.merchants import service as merchant_service
+from poshub.merchants.models import Merchant, MerchantStatus
+from poshub.merchants.states import CONTRACTED_OR_LATER
 from poshub.terminals import hsm, parameters, repository, stock
 from poshub.terminals.models import (
     Device,
@@ -178,7 +179,7 @@ def allocate(
             created_by=actor.id,
         )
     )
-    merchant.status = advance(merchant.status, MerchantStatus.PROVISIONING)
+    merchant_service.terminal_allocated(merchant)
     audit.record(
         session,
         actor,
@@ -421,10 +422,7 @@ def activate(
     terminal.updated_at = now
     device.status = str(ensure_device_transition(device.status, DeviceStatus.ACTIVE))
     device.updated_at = now
-    was_live = merchant.status == MerchantStatus.LIVE
-    merchant.status = advance(merchant.status, MerchantStatus.LIVE)
-    if not was_live and merchant.live_at is None:
-        merchant.live_at = now
+    went_live = merchant_service.terminal_activated(merchant, now=now)
     audit.record(
         session,
         actor,
@@ -433,7 +431,7 @@ def activate(
         terminal.tid,
         {"serial": device.serial_number, "acceptance_reference": acceptance_reference},
     )
-    if not was_live:
+    if went_live:
         audit.record(
             session, actor, "merchant.live", "merchant", merchant.mid, {"tid": terminal.tid}
         )

@@ -24,7 +24,7 @@ from poshub.core.audit import Actor
 from poshub.core.crypto import KeyVault
 from poshub.core.db import Database
 from poshub.core.errors import N_, Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.terminals import parameters, repository, service, tms
 from poshub.terminals.models import Device, Terminal, TerminalStatus, TmsParameterSet
 from poshub.terminals.schemas import HeartbeatIn
@@ -271,7 +271,7 @@ def get_terminal(session: Session, tid: str, *, for_update: bool = False) -> Ter
 def terminal_detail(session: Session, terminal: Terminal) -> TerminalDetail:
     """The terminal with its merchant's MID, its device (status, last heartbeat, refused
     requests) and its current parameter version."""
-    merchant = onboarding_repository.merchant(session, terminal.merchant_id)
+    merchant = merchant_repository.get(session, terminal.merchant_id)
     return TerminalDetail(
         terminal,
         merchant.mid if merchant else None,

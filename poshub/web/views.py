@@ -10,6 +10,7 @@ from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.core.i18n import Translator
+from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository, rules, sla
 from poshub.onboarding.decisions import CHECK_DETAILS, CHECK_LABELS
 from poshub.onboarding.models import Application, ApplicationCheck, CheckStatus
@@ -38,7 +39,7 @@ def _base(
     documents = repository.documents(session, application.id, limits.DOCUMENTS_PER_APPLICATION_MAX)
     provided = {d.kind for d in documents}
     required = sorted(required_documents(application, today))
-    merchant = repository.merchant_for_application(session, application.id)
+    merchant = merchant_repository.for_application(session, application.id)
     return {
         "id": application.id,
         "tracking_number": application.tracking_number,

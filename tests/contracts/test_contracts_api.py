@@ -12,7 +12,7 @@ from pypdf import PdfReader
 from sqlalchemy import text
 
 from poshub.contracts import repository
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from tests.factories import (
     approved_merchant,
     bearer,
@@ -32,7 +32,7 @@ def _state(client: TestClient) -> Any:
 
 def _merchant_status(client: TestClient, mid: str) -> str:
     with _state(client).db.unit_of_work(read_only=True) as uow:
-        merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
+        merchant = merchant_repository.by_mid(uow.session, mid)
         assert merchant is not None
         return merchant.status
 
@@ -234,7 +234,7 @@ def test_amendments_are_new_versions_from_a_date(client: TestClient) -> None:
     countersign(client, mid, amended["id"])
     # Version 1 governs until the amendment's date; the past is never rewritten.
     with _state(client).db.unit_of_work(read_only=True) as uow:
-        merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
+        merchant = merchant_repository.by_mid(uow.session, mid)
         assert merchant is not None
         today = repository.in_effect(uow.session, merchant.id, dt.date.today())
         later = repository.in_effect(

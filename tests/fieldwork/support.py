@@ -17,7 +17,7 @@ from poshub.bootstrap import AppState
 from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.staff import repository as staff_repository
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
@@ -72,7 +72,7 @@ def stock(state: AppState, *serials: str, model: str = "SMART-A8") -> None:
 
 def allocate(state: AppState, mid: str, serial: str) -> Site:
     with state.db.unit_of_work() as uow:
-        merchant = onboarding_repository.merchant_by_mid(uow.session, mid)
+        merchant = merchant_repository.by_mid(uow.session, mid)
         assert merchant is not None
         provisioned = terminal_service.allocate(
             uow.session,

@@ -21,7 +21,7 @@ from poshub.fieldwork import jobs, repository, service
 from poshub.fieldwork.models import WorkOrder, WorkOrderStep
 from poshub.fieldwork.schemas import WorkOrderIn
 from poshub.fieldwork.service import FieldworkDeps, StepResult
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.terminals import repository as terminal_repository
 from tests.factories import EXECUTABLE_AS_PDF, PDF, PNG
 from tests.fieldwork.support import (
@@ -169,14 +169,14 @@ def test_installation_to_go_live_makes_the_terminal_active_and_the_merchant_live
     assert loaded.order.data["parameters_loaded"]["parameters_version"] == 1
 
     with state.db.unit_of_work(read_only=True) as uow:
-        merchant = onboarding_repository.merchant_by_mid(uow.session, site.mid)
+        merchant = merchant_repository.by_mid(uow.session, site.mid)
         assert merchant is not None
         assert merchant.status == "provisioning"
 
     step(state, "tech", number, "acceptance_passed", ACCEPTANCE)
     with state.db.unit_of_work(read_only=True) as uow:
         terminal = terminal_repository.terminal_by_tid(uow.session, site.tid)
-        merchant = onboarding_repository.merchant_by_mid(uow.session, site.mid)
+        merchant = merchant_repository.by_mid(uow.session, site.mid)
         device = terminal_repository.device_by_serial(uow.session, site.serial)
         assert terminal is not None
         assert merchant is not None

@@ -19,7 +19,7 @@ from poshub.core.clock import SHANGHAI
 from poshub.core.db import utcnow
 from poshub.fieldwork import service
 from poshub.fieldwork.schemas import WorkOrderIn
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.terminals import repository as terminal_repository
 from tests.factories import PNG, STAFF, login
 from tests.fieldwork.support import Site, contracted_site, mark_parameters_fetched, principal
@@ -214,7 +214,7 @@ def test_technician_works_an_installation_on_a_phone(
     _status(page, "acceptance_passed")
     with state.db.unit_of_work(read_only=True) as uow:
         terminal = terminal_repository.terminal_by_tid(uow.session, site.tid)
-        merchant = onboarding_repository.merchant_by_mid(uow.session, site.mid)
+        merchant = merchant_repository.by_mid(uow.session, site.mid)
         assert terminal is not None
         assert terminal.status == "active"
         assert merchant is not None

@@ -19,7 +19,7 @@ from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.audit import Actor, AuditEntry
 from poshub.core.db import utcnow
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.terminals import repository, service, tms
 from poshub.terminals.models import Device, DeviceStatus
 from tests.factories import create_and_submit, login, sign_contract
@@ -86,7 +86,7 @@ def _allocate_active(state: AppState, mid: str, serial: str) -> tuple[str, str]:
     now = utcnow()
     with state.db.unit_of_work() as uow:
         session = uow.session
-        merchant = onboarding_repository.merchant_by_mid(session, mid)
+        merchant = merchant_repository.by_mid(session, mid)
         assert merchant is not None
         provisioned = service.allocate(
             session,

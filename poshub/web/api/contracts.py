@@ -20,10 +20,12 @@ from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, TooLarge, ValidationFailed
 from poshub.core.i18n import Translator
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant
+from poshub.merchants.service import get_merchant
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding import rules
-from poshub.onboarding.models import ApplicantKind, Merchant
-from poshub.onboarding.service import get_merchant
+from poshub.onboarding.models import ApplicantKind
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.web.api.applications import NOT_FOUND as APPLICATION_NOT_FOUND
@@ -198,7 +200,7 @@ def _applicant_merchant(
     )
     if application is None:
         raise NotFound(APPLICATION_NOT_FOUND, code="application_not_found")
-    merchant = onboarding_repository.merchant_for_application(uow.session, application.id)
+    merchant = merchant_repository.for_application(uow.session, application.id)
     if merchant is None:
         raise NotFound(CONTRACT_NOT_READY, code="contract_not_ready")
     return merchant

@@ -35,7 +35,7 @@ from poshub.fieldwork.schemas import (
 )
 from poshub.fieldwork.service import FieldworkDeps, StepResult
 from poshub.fieldwork.states import WorkOrderStatus, step_label
-from poshub.onboarding import repository as onboarding_repository
+from poshub.merchants import repository as merchant_repository
 from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
 from poshub.web.api.applications import read_upload
@@ -200,7 +200,7 @@ def list_orders(
         technician_id = user
     merchant_id: int | None = None
     if mid:
-        merchant = onboarding_repository.merchant_by_mid(session, mid)
+        merchant = merchant_repository.by_mid(session, mid)
         if merchant is None:
             return []
         merchant_id = merchant.id

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, TooLarge, ValidationFailed
-from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.service import get_merchant
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.service import get_merchant
 from poshub.staff.service import Principal
 from poshub.terminals import repository, service
 from poshub.terminals.models import DeviceStatus, Terminal
@@ -191,7 +191,7 @@ def swap(
     """Replace the device behind a TID: the TID stays, the keys and credential are new."""
     state = app_state(request)
     terminal = _terminal(uow, tid, for_update=True)
-    merchant = onboarding_repository.merchant(uow.session, terminal.merchant_id)
+    merchant = merchant_repository.get(uow.session, terminal.merchant_id)
     assert merchant is not None  # foreign key
     result = service.swap(
         uow.session,

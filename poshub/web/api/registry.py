@@ -13,9 +13,12 @@ from poshub.catalog.schemas import FeePlanOut, TerminalModelOut
 from poshub.core import audit, limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant
+from poshub.merchants.schemas import MerchantOut
+from poshub.merchants.service import get_merchant
 from poshub.onboarding import repository, service
-from poshub.onboarding.models import Merchant
-from poshub.onboarding.schemas import BlacklistIn, BlacklistOut, MerchantOut
+from poshub.onboarding.schemas import BlacklistIn, BlacklistOut
 from poshub.staff.service import Principal
 from poshub.web.deps import PUBLIC, app_state, read_uow, staff, write_uow
 from poshub.web.roles import AUDIT_READ, BLACKLIST_READ, BLACKLIST_WRITE, MERCHANT_READ
@@ -67,14 +70,14 @@ def merchants(
     limit: Limit = limits.PAGE_SIZE_DEFAULT,
     offset: Offset = 0,
 ) -> list[MerchantOut]:
-    return [merchant_out(m) for m in repository.merchants(uow.session, limit, offset)]
+    return [merchant_out(m) for m in merchant_repository.newest(uow.session, limit, offset)]
 
 
 @router.get("/merchants/{mid}", tags=["merchants"])
 def merchant(
     mid: str, uow: Read, principal: Annotated[Principal, Depends(staff(*MERCHANT_READ))]
 ) -> MerchantOut:
-    return merchant_out(service.get_merchant(uow.session, mid))
+    return merchant_out(get_merchant(uow.session, mid))
 
 
 def blacklist_out(row: object) -> BlacklistOut:

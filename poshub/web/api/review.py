@@ -11,12 +11,12 @@ from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound
 from poshub.core.i18n import Translator
+from poshub.merchants.schemas import MerchantOut
 from poshub.onboarding import repository, service
 from poshub.onboarding.decisions import REJECTION_REASONS
 from poshub.onboarding.schemas import (
     ApproveIn,
     EventOut,
-    MerchantOut,
     MessageIn,
     NoteIn,
     QueueItemOut,

@@ -14,6 +14,7 @@ from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.core.roles import Role
+from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository, service
 from poshub.onboarding.decisions import CHECK_LABELS, REJECTION_REASONS
 from poshub.onboarding.models import BlacklistKind
@@ -384,7 +385,7 @@ def merchants(
     return render(
         request,
         "admin/merchants.html",
-        {"merchants": repository.merchants(uow.session, limits.PAGE_SIZE_MAX)},
+        {"merchants": merchant_repository.newest(uow.session, limits.PAGE_SIZE_MAX)},
     )
 
 

@@ -21,8 +21,10 @@ from poshub.contracts.schemas import SignIn
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound, PosHubError
 from poshub.core.i18n import Translator
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant
 from poshub.onboarding import repository
-from poshub.onboarding.models import Application, Merchant
+from poshub.onboarding.models import Application
 from poshub.web.api.contracts import CONTRACT_NOT_READY, pdf_response
 from poshub.web.deps import (
     ApplicantCredential,
@@ -51,7 +53,7 @@ def _own(
             N_("No such application, or the access token does not belong to it."),
             code="application_not_found",
         )
-    merchant = repository.merchant_for_application(uow.session, application.id)
+    merchant = merchant_repository.for_application(uow.session, application.id)
     contract = None
     if merchant is not None:
         contract = contract_repository.pending(

@@ -34,10 +34,12 @@ from poshub.core.crypto import mask_mobile
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound, PosHubError
 from poshub.core.i18n import Translator
+from poshub.merchants import repository as merchant_repository
+from poshub.merchants.models import Merchant, MerchantStatus
+from poshub.merchants.service import get_merchant
+from poshub.merchants.states import CONTRACTED_OR_LATER
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.merchant_states import CONTRACTED_OR_LATER
-from poshub.onboarding.models import Application, Merchant, MerchantStatus
-from poshub.onboarding.service import get_merchant
+from poshub.onboarding.models import Application
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -477,7 +479,7 @@ def _contract_page(
     contract = contract_repository.get(uow.session, contract_id)
     if contract is None:
         raise NotFound(N_("No such contract."), code="contract_not_found")
-    merchant = onboarding_repository.merchant(uow.session, contract.merchant_id)
+    merchant = merchant_repository.get(uow.session, contract.merchant_id)
     assert merchant is not None  # foreign key
     row = _contract_rows(uow, [contract], principal)[0]
     return _page(
@@ -567,7 +569,7 @@ def export_key(
     """The terminal's master key as a TR-31 block under the injection device's transport
     key, shown on its own page. The transport key is never echoed back."""
     terminal = _terminal(uow, tid)
-    merchant = onboarding_repository.merchant(uow.session, terminal.merchant_id)
+    merchant = merchant_repository.get(uow.session, terminal.merchant_id)
     assert merchant is not None  # foreign key
     try:
         data = KeyExportIn(transport_key=transport_key.strip())

@@ -18,6 +18,7 @@ from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, PosHubError, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.core.money import yuan_to_fen
+from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository, rules
 from poshub.onboarding.models import Application
 from poshub.onboarding.schemas import ApplicationIn, ApplicationPatch
@@ -217,7 +218,7 @@ def _tracking_page(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    merchant = repository.merchant_for_application(uow.session, application.id)
+    merchant = merchant_repository.for_application(uow.session, application.id)
     contract = (
         contract_repository.pending(uow.session, merchant.id)
         or contract_repository.latest_signed(uow.session, merchant.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from poshub.core.errors import N_
 from poshub.core.transitions import ensure_transition
-from poshub.onboarding.models import MerchantStatus
+from poshub.merchants.models import MerchantStatus
 
 MERCHANT_TRANSITIONS: dict[MerchantStatus, frozenset[MerchantStatus]] = {
     MerchantStatus.APPROVED: frozenset({MerchantStatus.CONTRACTED, MerchantStatus.CLOSED}),

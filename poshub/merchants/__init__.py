@@ -1,0 +1,1 @@
+"""merchants domain: the merchant record every later domain reads (MID, status)."""

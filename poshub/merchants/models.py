@@ -1,0 +1,47 @@
+"""The merchant: what an approved application becomes, and what every later domain
+(contracts, terminals, fieldwork, the gateway, settlement) reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from poshub.core.db import Base
+
+
+class MerchantStatus(StrEnum):
+    APPROVED = "approved"
+    CONTRACTED = "contracted"
+    PROVISIONING = "provisioning"
+    LIVE = "live"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mid: Mapped[str] = mapped_column(String(15), unique=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    applicant_kind: Mapped[str] = mapped_column(String(24))
+    legal_name: Mapped[str] = mapped_column(String(100))
+    business_name: Mapped[str] = mapped_column(String(100))
+    id_number_token: Mapped[str] = mapped_column(String(64), index=True)
+    uscc: Mapped[str | None] = mapped_column(String(18), index=True)
+    mcc: Mapped[str] = mapped_column(String(4))
+    region_code: Mapped[str] = mapped_column(String(6))
+    mobile: Mapped[str] = mapped_column(String(11))
+    bank_name: Mapped[str] = mapped_column(String(100))
+    account_name: Mapped[str] = mapped_column(String(100))
+    account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    account_number_masked: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime]
+    contracted_at: Mapped[dt.datetime | None]
+    """When the first contract was signed by both parties."""
+    live_at: Mapped[dt.datetime | None]
+    """When the first terminal passed its acceptance test."""
