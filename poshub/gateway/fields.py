@@ -228,14 +228,18 @@ def balance54(balance_fen: int, *, account_type: str = "10", currency: str = "15
 
 
 def parse_balance54(text: str) -> int:
-    if len(text) != 20 or text[8] not in "CD" or not text[9:].isdigit():
+    # 54.1 n2, 54.2 n2, 54.3 n3: the sign is the 8th character, the amount the last 12.
+    if len(text) != 20 or text[7] not in "CD" or not text[8:].isdigit():
         raise SubfieldError("54", "balance malformed")
-    amount = int(text[9:])
-    return amount if text[8] == "C" else -amount
+    amount = int(text[8:])
+    return amount if text[7] == "C" else -amount
 
 
 def parameter_download62(merchant_name: str, timeout_seconds: int) -> bytes:
     """Field 62 of the 0810 to a 0800/360 (spec §11.10): ``12`` timeout, ``22`` name."""
-    name = merchant_name.encode("gbk", errors="replace")[:MERCHANT_NAME_BYTES]
+    name = merchant_name.encode("gbk", errors="replace")
+    if len(name) > MERCHANT_NAME_BYTES:
+        # Cut on a character boundary: half a two-byte GBK character is not text.
+        name = name[:MERCHANT_NAME_BYTES].decode("gbk", errors="ignore").encode("gbk")
     name = name + b" " * (MERCHANT_NAME_BYTES - len(name))
     return b"12" + f"{min(timeout_seconds, 99):02d}".encode() + b"22" + name
