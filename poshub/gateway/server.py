@@ -15,7 +15,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 from poshub.core import limits
 from poshub.gateway import codec
@@ -132,8 +132,8 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without inheriting from it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
         if not self.server.admit(self, self.address):
