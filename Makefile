@@ -24,9 +24,11 @@ $(DEV_STAMP): requirements-dev.lock pyproject.toml | $(VENV)/bin/python
 demo: $(RUNTIME_STAMP)
 	$(BIN)/poshub demo
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check poshub tests bench
 	$(BIN)/ruff format --check poshub tests bench
+	$(BIN)/lint-imports
 
 types: $(DEV_STAMP)
 	$(BIN)/mypy poshub tests bench
@@ -59,4 +61,4 @@ lock: $(DEV_STAMP)
 	$(BIN)/pip-compile --quiet --strip-extras --extra dev -o requirements-dev.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
