@@ -322,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="migrate, seed demo data and run every process on SQLite")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    # No defaults here: POSHUB_WEB_HOST / POSHUB_WEB_PORT apply unless a flag is given.
+    demo.add_argument("--host", default=None)
+    demo.add_argument("--port", type=int, default=None)
     demo.add_argument(
         "--no-serve", action="store_true", help="seed and print the logins, then exit"
     )
