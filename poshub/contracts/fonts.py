@@ -1,10 +1,14 @@
 """CJK fonts for contract PDFs: discovery, and small per-document TrueType subsets.
 
-Debian's ``fonts-noto-cjk`` ships Noto Sans/Serif CJK as OpenType *collections* with CFF
-(PostScript) outlines. fpdf2 can embed such a face directly, but it then writes the font
-with a custom encoding CMap that common text extractors (pypdf among them) cannot decode
-once a document uses more than 255 distinct glyphs, which every Chinese contract does.
-So, for each document, this module builds a small TrueType font holding only the
+Where the font comes from, first found wins: ``POSHUB_CJK_FONT``; Debian's
+``fonts-noto-cjk``; the ``noto-cjk-sans-otc`` package from PyPI (a pinned dependency, so a
+fresh ``pip install`` can render contracts; it ships the regular weight only, which then
+sets the bold text too). Noto Sans/Serif CJK come as OpenType *collections* (one face per
+language: the Simplified Chinese one is picked) with CFF (PostScript) outlines.
+
+fpdf2 can embed such a face directly, but it then writes the font with a custom encoding
+CMap that common text extractors (pypdf among them) cannot decode once a document uses
+more than 255 distinct glyphs, which every Chinese contract does. So, for each document, this module builds a small TrueType font holding only the
 characters that document uses (CFF curves converted to quadratic TrueType curves within
 one font unit), which fpdf2 embeds as a plain ``Identity-H`` CID font: it renders the same
 and its text can be searched, copied and extracted.
@@ -20,6 +24,7 @@ convert the characters they add.
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import logging
 import os
@@ -42,9 +47,14 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 FONT_ENV_VAR = "POSHUB_CJK_FONT"
 """Path of a regular-weight CJK font (``.ttc``, ``.otf`` or ``.ttf``) to use instead of the
-Debian ones. A bold face is looked up next to it (``Regular`` → ``Bold`` in the name)."""
+installed ones. A bold face is looked up next to it (``Regular`` → ``Bold`` in the name)."""
 
 DEBIAN_PACKAGE = "fonts-noto-cjk"
+PYPI_PACKAGE = "noto-cjk-sans-otc"
+PYPI_FONT_MODULE = "noto_cjk_sans_otc"
+PYPI_FONT_FILE = "NotoSansCJK-Regular.ttc"
+"""The Noto Sans CJK collection (regular weight only) shipped by the pinned PyPI package, so
+that contract PDFs render on a machine without a system CJK font."""
 
 DEBIAN_FONT_CANDIDATES: tuple[tuple[Path, Path], ...] = (
     (
@@ -95,7 +105,9 @@ class CjkFonts:
 
 
 def discover_cjk_fonts() -> CjkFonts:
-    """The fonts to typeset contracts with: ``$POSHUB_CJK_FONT`` if set, else Debian's.
+    """The fonts to typeset contracts with: ``$POSHUB_CJK_FONT`` if set, else Debian's
+    ``fonts-noto-cjk`` (regular and bold), else the regular face from the ``noto-cjk-sans-otc``
+    Python package (which then sets the bold text too).
 
     An explicit ``POSHUB_CJK_FONT`` that does not exist is an error, never a silent fall
     back to another font (which would change every PDF's bytes).
@@ -106,8 +118,8 @@ def discover_cjk_fonts() -> CjkFonts:
         if not regular_path.is_file():
             raise ContractFontMissing(
                 f"{FONT_ENV_VAR} points at {configured!r}, which is not a font file; "
-                f"set it to a CJK font or unset it to use the Debian package "
-                f"{DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE})"
+                f"set it to a CJK font or unset it to use the installed Noto Sans CJK "
+                f"(the Debian package {DEBIAN_PACKAGE} or the Python package {PYPI_PACKAGE})"
             )
         bold_path = _bold_sibling(regular_path)
         return CjkFonts(_face(regular_path), _face(bold_path or regular_path))
@@ -115,12 +127,29 @@ def discover_cjk_fonts() -> CjkFonts:
         if regular_path.is_file():
             bold = bold_path if bold_path.is_file() else regular_path
             return CjkFonts(_face(regular_path), _face(bold))
+    packaged = packaged_font()
+    if packaged is not None:
+        face = _face(packaged)
+        return CjkFonts(face, face)
     searched = ", ".join(str(regular) for regular, _ in DEBIAN_FONT_CANDIDATES)
     raise ContractFontMissing(
-        f"no CJK font found for contract PDFs (looked for {searched}); install the Debian "
-        f"package {DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE}) or set "
-        f"{FONT_ENV_VAR} to a CJK font file"
+        f"no CJK font found for contract PDFs (looked for {searched} and the Python package "
+        f"{PYPI_PACKAGE}); reinstall the pinned dependencies (pip install -r "
+        f"requirements.lock), install the Debian package {DEBIAN_PACKAGE} (apt-get install "
+        f"{DEBIAN_PACKAGE}) or set {FONT_ENV_VAR} to a CJK font file"
     )
+
+
+def packaged_font() -> Path | None:
+    """The font file of the ``noto-cjk-sans-otc`` package, if it is installed as files."""
+    try:
+        package = importlib.resources.files(PYPI_FONT_MODULE)
+    except ModuleNotFoundError:
+        return None
+    # An installed wheel is a directory; anything else (a zip import) has no path to
+    # hand fontTools, and counts as missing.
+    path = Path(str(package / PYPI_FONT_FILE))
+    return path if path.is_file() else None
 
 
 def _bold_sibling(regular: Path) -> Path | None:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fontTools.ttLib import TTCollection
 from pypdf import PdfReader
 
 from poshub.catalog.models import FeePlan
@@ -39,10 +40,18 @@ from poshub.contracts.document import (
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def _a_font_is_installed() -> bool:
+    try:
+        fonts.discover_cjk_fonts()
+    except ContractFontMissing:
+        return False
+    return True
+
+
+# The pinned noto-cjk-sans-otc package provides one, so this skips only in a broken install.
 pytestmark = pytest.mark.skipif(
-    not any(regular.is_file() for regular, _ in fonts.DEBIAN_FONT_CANDIDATES)
-    and not os.environ.get(fonts.FONT_ENV_VAR),
-    reason="needs a CJK font: apt-get install fonts-noto-cjk",
+    not _a_font_is_installed(), reason="needs a CJK font: pip install -r requirements.lock"
 )
 
 
@@ -361,8 +370,39 @@ def test_no_font_installed_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path
         "DEBIAN_FONT_CANDIDATES",
         ((tmp_path / "NotoSansCJK-Regular.ttc", tmp_path / "NotoSansCJK-Bold.ttc"),),
     )
-    with pytest.raises(ContractFontMissing, match="apt-get install fonts-noto-cjk"):
+    monkeypatch.setattr(fonts, "packaged_font", lambda: None)
+    with pytest.raises(ContractFontMissing, match="apt-get install fonts-noto-cjk") as caught:
         render_pdf(make_terms())
+    assert fonts.PYPI_PACKAGE in str(caught.value)
+
+
+def test_without_a_system_font_the_pypi_font_sets_chinese_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No POSHUB_CJK_FONT, no fonts-noto-cjk: the noto-cjk-sans-otc package's collection, its
+    Simplified Chinese face (not the Japanese one first in the file), for regular and bold."""
+    monkeypatch.delenv(fonts.FONT_ENV_VAR, raising=False)
+    monkeypatch.setattr(
+        fonts,
+        "DEBIAN_FONT_CANDIDATES",
+        ((tmp_path / "NotoSansCJK-Regular.ttc", tmp_path / "NotoSansCJK-Bold.ttc"),),
+    )
+    packaged = fonts.packaged_font()
+    assert packaged is not None
+    assert packaged.name == fonts.PYPI_FONT_FILE
+    found = fonts.discover_cjk_fonts()
+    assert found.regular == found.bold == fonts.FontFace(packaged, 2)
+    collection = TTCollection(str(packaged), lazy=True)
+    assert collection.fonts[2]["name"].getDebugName(1) == "Noto Sans CJK SC"
+    collection.close()
+
+    pdf = render_pdf(make_terms())
+    assert pdf.startswith(b"%PDF-")
+    assert b"+NotoSansCJKSC" in pdf  # the embedded subsets are named after their face
+    assert b"NotoSansCJKJP" not in pdf
+    text = squash("".join(pdf_pages(pdf)))
+    missing = [phrase for phrase in EXPECTED["zh"] if squash(phrase) not in text]
+    assert missing == []
 
 
 def test_a_character_the_font_lacks_is_refused_not_dropped() -> None:
