@@ -133,3 +133,26 @@ NETWORK_LINK_CONNECTIONS: Final = 4
 LOADGEN_TERMINALS_MAX: Final = 1024
 LOADGEN_DURATION_SECONDS_MAX: Final = 3600
 QR_CODE_LENGTH_MAX: Final = 64
+
+# --- Network link and network simulator ------------------------------------------
+NETWORK_LINK_CONNECT_SECONDS: Final = 2.0
+"""One TCP connect attempt to the network; a network that does not accept within this
+time counts as down for that attempt."""
+NETWORK_LINK_BACKOFF_SECONDS_MIN: Final = 0.05
+NETWORK_LINK_BACKOFF_SECONDS_MAX: Final = 5.0
+"""Reconnect backoff of one link connection: doubling from the minimum up to the maximum,
+back to the minimum once a connection is up again."""
+NETWORK_SIM_CONNECTIONS_MAX: Final = 64
+"""Connections the network simulator accepts at once (gateways open a handful each)."""
+NETWORK_SIM_WRITE_BUFFER_BYTES_MAX: Final = 256 * 1024
+"""Unsent response bytes on one simulator connection before it stops reading requests
+from that connection (a peer that does not read cannot grow the simulator's memory)."""
+NETWORK_SIM_FLUSH_SECONDS: Final = 0.1
+"""The simulator writes changed accounts and authorizations to SQLite this often."""
+NETWORK_SIM_RECORDS_IN_MEMORY_MAX: Final = 200_000
+"""Authorizations the simulator keeps in memory; older ones are read back from SQLite on
+demand (a void, refund or reversal of an old transaction)."""
+NETWORK_SIM_ACCOUNTS_IN_MEMORY_MAX: Final = 100_000
+"""Card and wallet accounts kept in memory; the same write-back rule as authorizations."""
+NETWORK_SIM_AUTHORIZATIONS_LIST_MAX: Final = 1000
+"""Records one call of ``NetworkSimulator.authorizations`` returns at most."""
