@@ -752,7 +752,7 @@ def run_network_simulator(settings: Settings) -> int:
 class SettingsFactory(Protocol):
     """How the CLI builds settings: ``poshub.cli._settings(args, **overrides)``."""
 
-    def __call__(self, args: argparse.Namespace, /, **overrides: object) -> Settings: ...
+    def __call__(self, args: argparse.Namespace, **overrides: object) -> Settings: ...
 
 
 def _iso_date(text: str) -> date:

@@ -653,7 +653,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poshub")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def factory(args: argparse.Namespace, /, **overrides: object) -> Settings:
+    def factory(args: argparse.Namespace, **overrides: object) -> Settings:
         values = {k: v for k, v in overrides.items() if v is not None}
         return settings.model_copy(update=values)
 
