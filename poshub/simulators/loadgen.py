@@ -24,8 +24,9 @@ A request unanswered within the timeout (or whose approval fails its MAC) is rev
 a real terminal would (spec §5.5): the terminal reconnects and sends the 0400 before its
 next sale, up to three tries.
 
-STANs must not repeat within a batch (the host answers ``94``), so the last STAN used per
-terminal is kept in a small JSON file (``--state``) and the next run continues from it.
+STANs must not repeat within a batch (the host answers ``94``), so each terminal's STAN
+counter is kept in its ``terminal-<TID>.json`` state file, the one ``poshub terminal``
+uses, and the next run (of either tool) continues from it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from poshub.simulators.terminal import (
     NoAnswer,
     SignOnRefused,
     TerminalClient,
+    TerminalState,
     UsageError,
     resolve_tmk,
     run_async,
@@ -76,11 +78,17 @@ DECLINE_ENDINGS: Final = (51, 5, 61, 96)
 AVOIDED_ENDINGS: Final = frozenset({51, 5, 61, 96, 91})
 """Never used for an approval: the declines above and ``91`` (never answered upstream)."""
 AMOUNT_FEN_MIN: Final = 100
-AMOUNT_FEN_MAX: Final = 99_999
+AMOUNT_FEN_MAX: Final = 19_999
+"""Up to ¥199.99: a sandbox card (¥100,000.00 to spend, docs/test-cards.md) lasts ~1,000 sales."""
 TEST_CARD_BIN: Final = "622588"
 TEST_CARD_EXPIRY: Final = "3012"
 TEST_PIN: Final = "123456"
-CARDS_PER_TERMINAL: Final = 4
+SALES_PER_CARD: Final = 200
+"""Sales planned per test card, far below what its balance allows, so a run (and the runs
+after it, which draw other cards unless --seed repeats one) are not answered 51."""
+CARDS_PER_TERMINAL_MIN: Final = 4
+TEMPLATE_CHECKS: Final = 4
+"""Templates whose patched frame is compared with a full encoding (their layouts are alike)."""
 CLOSED_LOOP_PLANNING_RATE: Final = 8_000
 """Requests a second assumed for a closed-loop run when planning frames (above the gateway's
 ~5,000 sales/s target); a terminal that runs out builds more during the run (counted)."""
@@ -162,9 +170,11 @@ class LoadConfig:
     pin_share: float = 0.5
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     verify_mac: bool = True
-    seed: int = 1
-    state_file: Path | None = None
-    """Last STAN per terminal, continued by the next run (None: STANs start at 000001)."""
+    seed: int | None = None
+    """Cards and amounts; None draws one (printed in the summary, to repeat a run)."""
+    state_dir: Path | None = None
+    """Where ``terminal-<TID>.json`` keeps each terminal's STAN counter, shared with
+    ``poshub terminal`` (None: STANs start at 000001)."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.terminals) <= limits.LOADGEN_TERMINALS_MAX:
@@ -232,6 +242,8 @@ class LoadSummary:
     prebuild_seconds: float
     frames_built_during_run: int
     sign_on_seconds: float
+    seed: int
+    """Repeats the run's cards and amounts with ``--seed``."""
     cpu_seconds: float
     """CPU (user + system) this process used during the timed run: the generator's own
     cost, to subtract when the gateway shares the machine."""
@@ -258,7 +270,7 @@ class LoadSummary:
             f" acknowledged, {self.reversals_abandoned} abandoned",
             f"  frames      {self.frames_prebuilt} prebuilt in {self.prebuild_seconds:.2f} s,"
             f" {self.frames_built_during_run} during the run; sign-on"
-            f" {self.sign_on_seconds:.2f} s",
+            f" {self.sign_on_seconds:.2f} s; seed {self.seed}",
             f"  generator   {self.cpu_seconds:.2f} s CPU in the run,"
             f" {self.cpu_us_per_request:.0f} µs per request",
         ]
@@ -402,47 +414,53 @@ class _Template:
 
 
 class _Plan:
-    """The frames one terminal will send, with what is needed to reverse any of them."""
+    """The frames one terminal will send, with what is needed to reverse any of them.
 
-    def __init__(self, client: TerminalClient, config: LoadConfig, rng: random.Random) -> None:
+    Variant ``2·c + p`` is card ``c`` of the terminal's pool, with a PIN when ``p`` is 1;
+    its template is encoded the first time a frame uses it."""
+
+    def __init__(
+        self, client: TerminalClient, config: LoadConfig, rng: random.Random, planned: int
+    ) -> None:
         self.client = client
         self.rng = rng
         self.decline_percent = config.decline_percent
-        pans = make_test_cards(rng, CARDS_PER_TERMINAL)
-        self.templates: list[_Template] = []
-        for pan in pans:
-            self.templates.append(_Template(client, Card(pan, TEST_CARD_EXPIRY)))
-            self.templates.append(_Template(client, Card(pan, TEST_CARD_EXPIRY, pin=TEST_PIN)))
         self.pin_share = config.pin_share
+        cards = max(CARDS_PER_TERMINAL_MIN, math.ceil(planned / SALES_PER_CARD))
+        self.pans = make_test_cards(rng, cards)
+        self.templates: dict[int, _Template] = {}
         self.frames: list[bytes] = []
         self.stans = array("l")
         self.amounts = array("q")
-        self.variants = array("b")
-        self._checked: set[int] = set()
+        self.variants = array("l")
+
+    def card(self, variant: int) -> Card:
+        pin = TEST_PIN if variant % 2 else None
+        return Card(self.pans[variant // 2], TEST_CARD_EXPIRY, pin=pin)
 
     def extend(self, count: int) -> None:
         rng = self.rng
-        half = len(self.templates) // 2
+        cards = len(self.pans)
         for _ in range(count):
-            variant = rng.randrange(half) * 2 + (1 if rng.random() < self.pin_share else 0)
+            variant = rng.randrange(cards) * 2 + (1 if rng.random() < self.pin_share else 0)
             stan = int(self.client.state.next_stan())
             amount = sale_amount(rng, self.decline_percent)
-            template = self.templates[variant]
-            frame = template.frame(stan, amount)
-            if variant not in self._checked:
-                # Proof, once per template, that patching equals encoding from scratch.
-                self._checked.add(variant)
-                expected = self.client.encode_frame(self.message(variant, stan, amount))
-                if frame != expected:
-                    raise AssertionError("a patched sale frame differs from its full encoding")
-            self.frames.append(frame)
+            template = self.templates.get(variant)
+            if template is None:
+                template = self.templates[variant] = _Template(self.client, self.card(variant))
+                if len(self.templates) <= TEMPLATE_CHECKS:
+                    # Proof that patching equals encoding from scratch.
+                    expected = self.client.encode_frame(self.message(variant, stan, amount))
+                    if template.frame(stan, amount) != expected:
+                        raise AssertionError("a patched sale frame differs from its full encoding")
+            self.frames.append(template.frame(stan, amount))
             self.stans.append(stan)
             self.amounts.append(amount)
             self.variants.append(variant)
 
     def message(self, variant: int, stan: int, amount: int) -> dict[str, str]:
         return self.client.build_request(
-            Kind.SALE, stan=f"{stan:06d}", card=self.templates[variant].card, amount_fen=amount
+            Kind.SALE, stan=f"{stan:06d}", card=self.card(variant), amount_fen=amount
         )
 
     def reversal_frame(self, index: int, reason: str) -> bytes:
@@ -452,6 +470,10 @@ class _Plan:
 
 # --- The timed run ----------------------------------------------------------------------------
 _REVERSAL: Final = -1
+_clock: Final = time.perf_counter
+"""Latencies and schedules use the high-resolution clock: uvloop's ``loop.time()`` moves
+in whole milliseconds, too coarse for sub-millisecond answers. Timers take delays."""
+START_DELAY_SECONDS: Final = 0.05
 
 
 class _Connection(asyncio.Protocol):
@@ -538,11 +560,11 @@ class _Driver:
             return
         if self.reversal is not None:
             frame, _, _ = self.reversal
-            self._write(_REVERSAL, frame, self.run.loop.time())
+            self._write(_REVERSAL, frame, _clock())
             self.run.reversals_sent += 1
             return
         run = self.run
-        now = run.loop.time()
+        now = _clock()
         if self.interval:
             due = run.t0 + self.offset + self.next * self.interval
             if due >= run.t_end:
@@ -550,7 +572,7 @@ class _Driver:
                 return
             if due > now and not fired:
                 if self.timer is None:
-                    self.timer = run.loop.call_at(due, self._due)
+                    self.timer = run.loop.call_later(due - now, self._due)
                 return
             # A timer fires at the loop's clock resolution (uvloop: 1 ms), possibly a hair
             # early: then the request goes now and its latency counts from now.
@@ -577,7 +599,7 @@ class _Driver:
         assert connection.transport is not None
         self.inflight = index
         self.base = base
-        self.deadline = self.run.loop.time() + self.run.config.timeout_seconds
+        self.deadline = _clock() + self.run.config.timeout_seconds
         connection.transport.write(frame)
 
     # -- receiving ----------------------------------------------------------------------------
@@ -587,7 +609,7 @@ class _Driver:
             self.run.errors += 1  # an answer nobody asked for
             return
         run = self.run
-        now = run.loop.time()
+        now = _clock()
         body = payload[codec.TPDU_BYTES + codec.HEADER_BYTES :]
         _, stan, code, has_mac = scan_answer(body)
         if index == _REVERSAL:
@@ -685,9 +707,7 @@ class _Driver:
         run = self.run
         hard_stop = run.t_end + run.config.timeout_seconds * (REVERSAL_TRIES + 1)
         while not self.done.done():
-            if run.loop.time() > hard_stop or (
-                run.loop.time() >= run.t_end and self.reversal is None
-            ):
+            if _clock() > hard_stop or (_clock() >= run.t_end and self.reversal is None):
                 self._finish()
                 return
             try:
@@ -718,30 +738,37 @@ def _stan_bytes(stan: int) -> bytes:
 
 
 # --- Orchestration ------------------------------------------------------------------------------
-def _load_stans(path: Path | None) -> dict[str, dict[str, Any]]:
-    if path is None or not path.exists():
-        return {}
+def state_path(directory: Path, tid: str) -> Path:
+    """The terminal's state file, the one ``poshub terminal`` uses: both tools continue
+    the same STAN counter, so neither repeats a STAN the other sent in the batch."""
+    return directory / f"terminal-{tid}.json"
+
+
+def _load_state(directory: Path | None, spec: TerminalSpec) -> TerminalState:
+    if directory is None:
+        return TerminalState(tid=spec.tid, mid=spec.mid)
+    path = state_path(directory, spec.tid)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LoadError(f"STAN state {path}: {exc}") from None
-    return data if isinstance(data, dict) else {}
+        return TerminalState.load(path, tid=spec.tid, mid=spec.mid)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LoadError(f"terminal state {path}: {exc}") from None
 
 
-def _save_stans(path: Path | None, clients: Sequence[TerminalClient]) -> None:
-    if path is None:
+def _save_states(directory: Path | None, clients: Sequence[TerminalClient]) -> None:
+    """Write back STAN and batch only: a journal or owed reversal of ``poshub terminal``
+    in the same file is kept as it is."""
+    if directory is None:
         return
-    data = _load_stans(path)
     for client in clients:
-        data[client.tid] = {"batch": client.state.batch, "stan": client.state.stan}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=0), encoding="utf-8")
-    temporary.replace(path)
+        path = state_path(directory, client.tid)
+        with contextlib.suppress(LoadError):
+            current = _load_state(directory, TerminalSpec(client.tid, client.mid))
+            current.stan, current.batch = client.state.stan, client.state.batch
+            current.save(path)
 
 
 async def _sign_on_all(config: LoadConfig) -> list[TerminalClient]:
-    saved = _load_stans(config.state_file)
+    states = {spec.tid: _load_state(config.state_dir, spec) for spec in config.terminals}
     semaphore = asyncio.Semaphore(SIGN_ON_CONCURRENCY)
     refused: list[str] = []
     unreachable: list[str] = []
@@ -755,6 +782,7 @@ async def _sign_on_all(config: LoadConfig) -> list[TerminalClient]:
             tmk=config.tmk,
             key_mode=config.key_mode,
             timeout_seconds=config.timeout_seconds,
+            state=states[spec.tid],
         )
         async with semaphore:
             try:
@@ -765,9 +793,6 @@ async def _sign_on_all(config: LoadConfig) -> list[TerminalClient]:
                 unreachable.append(f"terminal {spec.tid}: {exc}")
             finally:
                 await client.close()
-        previous = saved.get(spec.tid)
-        if isinstance(previous, dict) and previous.get("batch") == client.state.batch:
-            client.state.stan = int(previous.get("stan", 0))
         return client
 
     clients = await asyncio.gather(*(sign_on(spec) for spec in config.terminals))
@@ -795,15 +820,16 @@ async def run_load(
     sign_on_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    rng = random.Random(config.seed)
+    seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+    rng = random.Random(seed)
     per_terminal = _frames_per_terminal(config)
     plans = []
     for client in clients:
-        plan = _Plan(client, config, random.Random(rng.getrandbits(64)))
+        plan = _Plan(client, config, random.Random(rng.getrandbits(64)), per_terminal)
         plan.extend(per_terminal)
         plans.append(plan)
     # Saved before the clock starts: a run that dies midway never reuses its STANs.
-    _save_stans(config.state_file, clients)
+    _save_states(config.state_dir, clients)
     prebuild_seconds = time.perf_counter() - started
 
     run = _Run(config, loop)
@@ -821,16 +847,16 @@ async def run_load(
         raise LoadError(f"cannot connect to {config.host}:{config.port}: {exc}") from None
 
     progress = Progress(duration=config.duration_seconds)
-    run.t0 = loop.time() + 0.05
+    run.t0 = _clock() + START_DELAY_SECONDS
     run.t_end = run.t0 + config.duration_seconds
     run.last_event = run.t0
     for driver in drivers:
-        loop.call_at(run.t0, driver.send_next)
+        loop.call_later(START_DELAY_SECONDS, driver.send_next)
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(WATCHDOG_SECONDS)
-            now = loop.time()
+            now = _clock()
             for driver in drivers:
                 driver.check_deadline(now)
             if on_progress is not None:
@@ -864,7 +890,7 @@ async def run_load(
             driver.close()
         for task in list(run.tasks):
             task.cancel()
-        _save_stans(config.state_file, clients)
+        _save_states(config.state_dir, clients)
         loop.set_exception_handler(previous_handler)
     if failures:
         raise LoadError(f"the run failed: {failures[0]}")
@@ -893,6 +919,7 @@ async def run_load(
         prebuild_seconds=round(prebuild_seconds, 3),
         frames_built_during_run=run.built_during_run,
         sign_on_seconds=round(sign_on_seconds, 3),
+        seed=seed,
         cpu_seconds=round(run_cpu_seconds, 3),
         cpu_us_per_request=round(run_cpu_seconds / run.sent * 1e6, 1) if run.sent else 0.0,
         notes=notes,
@@ -920,7 +947,7 @@ def _config_from_args(args: argparse.Namespace, settings: Settings) -> LoadConfi
         tmk = resolve_tmk(args.tmk, production=settings.mode == Mode.PRODUCTION)
     except UsageError as exc:
         raise LoadError(str(exc)) from None
-    state_file = Path(args.state) if args.state else settings.data_dir / "loadgen-stans.json"
+    state_dir = Path(args.state_dir) if args.state_dir else settings.data_dir
     return LoadConfig(
         terminals=specs,
         host=args.host or settings.gateway_public_host,
@@ -934,7 +961,7 @@ def _config_from_args(args: argparse.Namespace, settings: Settings) -> LoadConfi
         timeout_seconds=args.timeout,
         verify_mac=not args.no_verify_mac,
         seed=args.seed,
-        state_file=state_file,
+        state_dir=state_dir,
     )
 
 
@@ -1043,9 +1070,13 @@ def add_cli(
     parser.add_argument(
         "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds"
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (cards, amounts)")
     parser.add_argument(
-        "--state", help="last STAN per terminal (default <data_dir>/loadgen-stans.json)"
+        "--seed", type=int, help="random seed of cards and amounts (default: a fresh one)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="directory of the terminals' state files (STAN counters shared with"
+        " `poshub terminal`; default the data directory)",
     )
     parser.add_argument(
         "--no-verify-mac", action="store_true", help="do not verify answers' MACs (less CPU)"

@@ -149,6 +149,9 @@ MAC_PLACEHOLDER: Final = "00" * 8
 TRACK2_SERVICE_CODE: Final = "101"
 TRACK2_DISCRETIONARY: Final = "00000000"
 STATE_VERSION: Final = 1
+BATCH_ENTRIES_MAX: Final = 500
+"""Journal entries of one batch before the terminal asks for settlement (交易笔数已满), as real
+terminals do; well below the 999 that field 48's three-digit counts can carry (§5.6)."""
 
 APPROVED_CODES: Final = frozenset({Rc.APPROVED.value, "10"})
 """``00`` and ``10`` (partial approval) move money (spec §9)."""
@@ -375,6 +378,10 @@ class ReversalFailed(TerminalError):
     def __init__(self, message: str, *, abandoned: bool) -> None:
         super().__init__(message)
         self.abandoned = abandoned
+
+
+class BatchFull(TerminalError):
+    """The open batch has :data:`BATCH_ENTRIES_MAX` entries: settle before selling more."""
 
 
 class CardRequired(TerminalError):
@@ -1189,6 +1196,11 @@ class TerminalClient:
         profile = PROFILES[kind]
         await self._flush_owed(card)
         keys = self._require_keys()
+        if kind != Kind.BALANCE and len(self.state.journal) >= BATCH_ENTRIES_MAX:
+            raise BatchFull(
+                f"交易笔数已满，请先结算 / the batch holds {BATCH_ENTRIES_MAX} transactions:"
+                " settle first"
+            )
         stan = self.state.next_stan()
         message = self.build_request(
             kind, stan=stan, card=card, amount_fen=amount_fen, original=original, qr_code=qr_code
@@ -1744,7 +1756,11 @@ class _Printer:
         print(text, file=sys.stderr)
 
     def outcome(self, result: Result) -> None:
-        self.line(f"{_KIND_LABEL.get(result.kind, result.kind)}: {result.description}")
+        from poshub.simulators.receipt import KIND_NAMES
+
+        names = KIND_NAMES.get(result.kind)
+        label = f"{names[0]} {names[1]}" if names else _KIND_LABEL.get(result.kind, result.kind)
+        self.line(f"{label}: {result.description}")
 
 
 _KIND_LABEL: Final[dict[str, str]] = {
@@ -1884,8 +1900,9 @@ def _print_result(
 # Actions: each returns the Result to print (None when there is nothing more to show).
 async def _do_sign_on(
     client: TerminalClient, args: argparse.Namespace, context: _Context
-) -> Result:
-    return await _sign_on(client, _Printer(context), args.mode)
+) -> Result | None:
+    await _sign_on(client, _Printer(context), args.mode)  # prints its own outcome
+    return None
 
 
 async def _do_sign_off(

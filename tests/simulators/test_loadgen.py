@@ -23,9 +23,10 @@ from poshub.simulators.loadgen import (
     percentile,
     run_load,
     scan_answer,
+    state_path,
     terminal_range,
 )
-from poshub.simulators.terminal import TerminalClient
+from poshub.simulators.terminal import TerminalClient, TerminalState
 from tests.simulators.terminal_host import SILENT, TMK, V3_KEYS, ScriptedHost, host_in_thread
 
 MID = "898340154110001"
@@ -73,9 +74,9 @@ def test_luhn_and_amounts_avoid_the_decline_endings() -> None:
 def test_patched_frames_equal_full_encodings() -> None:
     client = TerminalClient("127.0.0.1", 1, tid="10000001", mid=MID, tmk=TMK)
     client.install_keys(V3_KEYS)
-    plan = loadgen._Plan(
-        client, LoadConfig(terminals=(TerminalSpec("10000001", MID),)), random.Random(1)
-    )
+    config = LoadConfig(terminals=(TerminalSpec("10000001", MID),))
+    plan = loadgen._Plan(client, config, random.Random(1), planned=2000)
+    assert len(plan.pans) == 10  # 200 sales per card
     plan.extend(200)
     for index in range(200):
         message = plan.message(plan.variants[index], plan.stans[index], plan.amounts[index])
@@ -204,20 +205,17 @@ def test_refused_sign_on_names_the_terminal() -> None:
         _run(host, duration_seconds=0.2)
 
 
-def test_stans_continue_across_runs(tmp_path: Path) -> None:
-    state = tmp_path / "stans.json"
+def test_stans_continue_across_runs_and_the_terminal_cli(tmp_path: Path) -> None:
     host = ScriptedHost()
-    first = _run(host, rate=20.0, duration_seconds=0.2, state_file=state)
+    first = _run(host, rate=20.0, duration_seconds=0.2, state_dir=tmp_path)
     assert first.sent > 0
     used = max(int(m["11"]) for m in host.received if m["t"] == "0200")
-    saved = json.loads(state.read_text(encoding="utf-8"))["10000001"]
-    assert saved["stan"] >= used
+    saved = TerminalState.load(state_path(tmp_path, "10000001"), tid="10000001", mid=MID)
+    assert saved.stan >= used
     second_host = ScriptedHost()
-    _run(second_host, rate=20.0, duration_seconds=0.2, state_file=state)
-    sign_on = second_host.received[0]
-    assert int(sign_on["11"]) == 1  # a fresh client, but the sales continue after `saved`
-    sales = [int(m["11"]) for m in second_host.received if m["t"] == "0200"]
-    assert min(sales) > saved["stan"]
+    _run(second_host, rate=20.0, duration_seconds=0.2, state_dir=tmp_path)
+    stans = [int(m["11"]) for m in second_host.received]
+    assert min(stans) == saved.stan + 1  # the sign-on continues the counter too
 
 
 # --- Command line -------------------------------------------------------------------------------
@@ -268,7 +266,7 @@ def test_cli_runs_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert summary["terminals"] == 2
     assert summary["sent"] == summary["answered"] > 0
     assert set(summary["latency_ms"]) == {"p50", "p90", "p99", "p99.9", "max", "mean"}
-    assert (tmp_path / "loadgen-stans.json").exists()
+    assert (tmp_path / "terminal-10000001.json").exists()
 
 
 def test_cli_names_the_refused_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

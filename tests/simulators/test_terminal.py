@@ -797,3 +797,19 @@ def test_cli_timeout_reverses_at_once(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "reversal" in err
     state = json.loads((tmp_path / f"terminal-{TID}.json").read_text(encoding="utf-8"))
     assert state["pending_reversal"] is None
+
+
+def test_a_full_batch_asks_for_settlement_first() -> None:
+    host = ScriptedHost()
+
+    async def scenario() -> None:
+        client = await started(host)
+        entry = JournalEntry(kind="sale", stan="000001", batch="000001", amount_fen=1)
+        client.state.journal.extend([entry] * term.BATCH_ENTRIES_MAX)
+        with pytest.raises(term.BatchFull, match="settle first"):
+            await client.sale(CARD, 100)
+        assert (await client.balance(CARD)).approved  # moves no money: still allowed
+        await client.close()
+        await host.stop()
+
+    run(scenario)
