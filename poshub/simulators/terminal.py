@@ -799,6 +799,7 @@ class TerminalClient:
         # The exact bytes of an owed advice and the keys that MACed them: resent as they
         # are while the keys are unchanged ("resent identically", spec §5.4).
         self._advice_frame: tuple[WorkingKeys, bytes] | None = None
+        self._advice_original: JournalEntry | None = None
         # Full PANs of this process's journal entries, for the batch upload only.
         self._pans: dict[tuple[str, str], str] = {}
         self.last_requirement = 0
@@ -1053,6 +1054,7 @@ class TerminalClient:
         else:
             self.state.pending_advice = None
             self._advice_frame = None
+            self._advice_original = None
         self._pending_cards.pop(purpose, None)
         self._persist()
 
@@ -1170,11 +1172,12 @@ class TerminalClient:
             if not verified:
                 last_problem = "the answer's MAC did not verify"
                 continue
+            original = self._advice_original
             self._settle_owed("advice")
             kind = Kind(pending.kind)
-            result = self._result(kind, response, requirement, message, owed_card)
+            result = self._result(kind, response, requirement, message, owed_card, original)
             if result.approved:
-                self._record(kind, result, message, owed_card, None)
+                self._record(kind, result, message, owed_card, original)
             self._after(requirement)
             return result
         self._persist()
@@ -1209,6 +1212,7 @@ class TerminalClient:
         if profile.advice:
             self._owe("advice", kind, message, card)
             self._advice_frame = (keys, frame)
+            self._advice_original = original
             return await self._send_advice(card)
         if profile.reversible:
             self._owe("reversal", kind, self.reversal_of(message, Rc.ISSUER_TIMEOUT), card)

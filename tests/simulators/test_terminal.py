@@ -358,6 +358,7 @@ def test_refund_is_resent_identically_until_answered() -> None:
         assert original is not None
         refund = await client.refund(original, CARD, 2000)
         assert refund.approved
+        assert refund.original is original  # for the slip's 备注 (original voucher, RRN)
         await client.close()
         await host.stop()
         return client
