@@ -348,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, default=None, help="listen port (POSHUB_GATEWAY_PORT)")
     gateway.set_defaults(func=cmd_gateway)
 
+    from poshub.simulators import network as network_simulator
+
+    network_simulator.add_cli(sub, _settings)
+
     worker = sub.add_parser("worker", help="run scheduled jobs (notifications, SLA clocks)")
     worker.add_argument("--once", action="store_true", help="run one pass and exit")
     worker.set_defaults(func=cmd_worker)

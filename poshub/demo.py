@@ -39,6 +39,7 @@ from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
 from poshub.terminals import service as fleet
 from poshub.terminals import tms_service
+from poshub.terminals.parameters import TRANSACTION_TYPES
 
 DEMO_MID = "898340154110001"
 ADMIN_PASSWORD = "poshub-demo-admin"  # noqa: S105 - documented demo login (DESIGN §7)
@@ -260,6 +261,15 @@ def _seed_fleet(
     if provisioned.terminal.tid != DEMO_TID:
         raise RuntimeError(f"the demo terminal got TID {provisioned.terminal.tid}")
     _go_live(session, deps, merchant, provisioned, ops)
+    # The demo terminal may do everything the gateway supports, pre-authorization
+    # included (a new terminal starts with the common set; a hotel asks for the rest).
+    tms_service.update_parameters(
+        session,
+        provisioned.terminal,
+        {"enabled_transactions": list(TRANSACTION_TYPES)},
+        actor=ops.actor,
+        now=utcnow(),
+    )
 
 
 def _go_live(

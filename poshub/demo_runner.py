@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -74,15 +77,100 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
         f"[bold yellow]WARNING: terminal {DEMO_TID} uses the published test master key "
         f"{DEMO_TEST_KEY_HEX} (KCV 08D7B4FB). Demo only: production mode refuses known test keys."
     )
+    terminals = Table(title="Terminal gateway (ISO 8583, UnionPay POS dialect)")
+    terminals.add_column("what")
+    terminals.add_column("address or command")
+    terminals.add_row(
+        "Gateway (terminals connect here)", f"{settings.gateway_host}:{settings.gateway_port}"
+    )
+    terminals.add_row(
+        "Network simulator (issuer, wallets)", f"{settings.network_host}:{settings.network_port}"
+    )
+    terminals.add_row("Sign on the demo terminal", "poshub terminal sign-on")
+    terminals.add_row(
+        "A sale (test card, PIN 123456)",
+        "poshub terminal sale --amount 12.34 --card 6225880123456783 --expiry 3012 --pin 123456",
+    )
+    terminals.add_row("Test cards and amounts", "docs/test-cards.md")
+    terminals.add_row("Transactions (staff)", base + "/admin/transactions")
+    console.print(terminals)
     if not serve:
         return 0
     stop = threading.Event()
     worker = threading.Thread(target=worker_loop, args=(state, stop), name="worker", daemon=True)
     worker.start()
+    services = [
+        _service_thread("network-sim", _start_network_simulator, settings, stop),
+        _service_thread("gateway", _start_gateway, settings, stop),
+    ]
     try:
         uvicorn.run(
             create_app(state), host=settings.web_host, port=settings.web_port, log_level="info"
         )
     finally:
         stop.set()
+        for thread in services:
+            thread.join(timeout=10)
     return 0
+
+
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+async def _start_network_simulator(settings: Settings) -> _Stoppable:
+    from poshub.simulators.network import NetworkSimulator
+
+    simulator = NetworkSimulator(settings)
+    await simulator.start()
+    return simulator
+
+
+async def _start_gateway(settings: Settings) -> _Stoppable:
+    from poshub.gateway.process import start_gateway
+
+    return await start_gateway(settings)
+
+
+def _service_thread(
+    name: str,
+    start: Callable[[Settings], Awaitable[_Stoppable]],
+    settings: Settings,
+    stop: threading.Event,
+) -> threading.Thread:
+    """Run an asyncio service (gateway, network simulator) on its own event loop in a
+    thread of the demo process until ``stop`` is set; started before the web server, so
+    the simulator is listening when the gateway connects to it."""
+    started = threading.Event()
+
+    def run() -> None:
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            try:
+                service = await start(settings)
+            finally:
+                started.set()
+            await loop.run_in_executor(None, stop.wait)
+            await service.stop()
+
+        try:
+            loop.run_until_complete(main())
+        except Exception:
+            log.exception("%s stopped with an error", name)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    started.wait(timeout=30)
+    return thread
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency on Linux
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

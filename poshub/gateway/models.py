@@ -62,7 +62,14 @@ class TxnStatus(StrEnum):
 
 
 class GatewayTransaction(Base):
-    """One request and the response it got: the journal (R12, R13)."""
+    """One request and the response it got: the journal (R12, R13).
+
+    Every index costs each of the thousands of inserts a second, so there are only those
+    that the gateway's own lookups and the staff search need: the RRN, the repeat key,
+    (TID, batch) for voids, reversals and settlement, (MID, time) and the business date
+    for searches, and the original RRN for what acts on a transaction. A search by last
+    four digits or response code narrows one of those.
+    """
 
     __tablename__ = "gateway_transactions"
     __table_args__ = (
@@ -90,14 +97,14 @@ class GatewayTransaction(Base):
     gets the stored answer and changes nothing (spec §11.9); NULL for the rest."""
     pan_masked: Mapped[str | None] = mapped_column(String(19))
     """First six and last four digits, the rest ``*``."""
-    pan_last4: Mapped[str | None] = mapped_column(String(4), index=True)
-    pan_token: Mapped[str | None] = mapped_column(String(64), index=True)
+    pan_last4: Mapped[str | None] = mapped_column(String(4))
+    pan_token: Mapped[str | None] = mapped_column(String(64))
     """HMAC-SHA256 of the PAN under a KEK-derived key: finds a card's transactions
     without storing the number."""
     entry_mode: Mapped[str | None] = mapped_column(String(3))
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
-    response_code: Mapped[str | None] = mapped_column(String(2), index=True)
+    response_code: Mapped[str | None] = mapped_column(String(2))
     auth_code: Mapped[str | None] = mapped_column(String(6))
     status: Mapped[str] = mapped_column(String(12))
     original_rrn: Mapped[str | None] = mapped_column(String(12), index=True)
@@ -119,7 +126,7 @@ class GatewayTransaction(Base):
     """none, forwarded, answered, timeout."""
     upstream_us: Mapped[int | None] = mapped_column(Integer)
     total_us: Mapped[int | None] = mapped_column(Integer)
-    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+    received_at: Mapped[dt.datetime]
     responded_at: Mapped[dt.datetime | None]
 
 

@@ -210,6 +210,8 @@ class Exchange:
     qr_voucher: str | None = None
     wallet: str | None = None
     dedupe_key: str | None = None
+    _hhmmss: str | None = None
+    _mmdd: str | None = None
 
     @property
     def kind(self) -> TxnKind:
@@ -218,6 +220,20 @@ class Exchange:
     @property
     def host_date(self) -> dt.date:
         return self.local.date()
+
+    @property
+    def hhmmss(self) -> str:
+        """Field 12: host local time (computed once per request)."""
+        if self._hhmmss is None:
+            self._hhmmss = self.local.strftime("%H%M%S")
+        return self._hhmmss
+
+    @property
+    def mmdd(self) -> str:
+        """Fields 13 and 15: host local date."""
+        if self._mmdd is None:
+            self._mmdd = self.local.strftime("%m%d")
+        return self._mmdd
 
 
 @dataclass(slots=True)
@@ -736,7 +752,7 @@ class Gateway:
                     },
                 )
             )
-        x.extra[F_SETTLEMENT_DATE] = x.local.strftime("%m%d")
+        x.extra[F_SETTLEMENT_DATE] = x.mmdd
         return await self._answer(x, Rc.APPROVED, ops=ops)
 
     async def _batch_upload(self, x: Exchange) -> bytes:
@@ -1202,8 +1218,8 @@ class Gateway:
         expiry = checks.card_expiry(request)
         if expiry is not None:
             upstream[F_EXPIRY] = expiry
-        upstream[F_LOCAL_TIME] = x.local.strftime("%H%M%S")
-        upstream[F_LOCAL_DATE] = x.local.strftime("%m%d")
+        upstream[F_LOCAL_TIME] = x.hhmmss
+        upstream[F_LOCAL_DATE] = x.mmdd
         upstream[F_ACQUIRER_ID] = self.settings.acquirer_institution_id
         if F_AUTH_CODE in request:
             upstream[F_AUTH_CODE] = request[F_AUTH_CODE]
@@ -1291,10 +1307,8 @@ class Gateway:
             x.status = TxnStatus.DECLINED.value
         response = self._respond(x, code)
         row_ops = list(ops or [])
-        if finish:
-            row_ops.insert(0, Op(repository.FINISH_TXN, self._finish_params(x, code)))
-        else:
-            row_ops.insert(0, Op(repository.INSERT_TXN, self._row(x, code=code)))
+        # The full row: for a forwarded request it replaces its pending row (same RRN).
+        row_ops.insert(0, Op(repository.INSERT_TXN, self._row(x, code=code)))
         try:
             await self.journal.write(row_ops)
         except DuplicateKey:
@@ -1320,9 +1334,9 @@ class Gateway:
             rrn=x.rrn,
             response_code=code.value,
             auth_code=x.auth_code,
-            local_time=x.local.strftime("%H%M%S"),
-            local_date=x.local.strftime("%m%d"),
-            settlement_date=x.local.strftime("%m%d") if code == Rc.APPROVED else None,
+            local_time=x.hhmmss,
+            local_date=x.mmdd,
+            settlement_date=x.mmdd if code == Rc.APPROVED else None,
             qr_voucher=x.qr_voucher,
             wallet=x.wallet,
             status=x.status,
@@ -1351,8 +1365,8 @@ class Gateway:
         for key in ECHOED_FIELDS:
             if key in request:
                 response[key] = request[key]
-        response[F_LOCAL_TIME] = local_time or x.local.strftime("%H%M%S")
-        response[F_LOCAL_DATE] = local_date or x.local.strftime("%m%d")
+        response[F_LOCAL_TIME] = local_time or x.hhmmss
+        response[F_LOCAL_DATE] = local_date or x.mmdd
         response[F_RESPONSE_CODE] = code.value
         kind = x.kind
         if kind not in (
@@ -1368,7 +1382,7 @@ class Gateway:
             if x.auth_code:
                 response[F_AUTH_CODE] = x.auth_code
             if kind in FORWARDED_KINDS and kind != TxnKind.BALANCE:
-                response[F_SETTLEMENT_DATE] = settlement_date or x.local.strftime("%m%d")
+                response[F_SETTLEMENT_DATE] = settlement_date or x.mmdd
             if x.qr_voucher:
                 response[F_PRIVATE_59] = f"{TAG_QR_VOUCHER}{len(x.qr_voucher):03d}{x.qr_voucher}"
             if x.wallet:
@@ -1443,9 +1457,9 @@ class Gateway:
             "reversal_reason": request.get(F_RESPONSE_CODE) if x.kind == TxnKind.REVERSAL else None,
             "qr_voucher": x.qr_voucher,
             "wallet": x.wallet,
-            "local_time": x.local.strftime("%H%M%S"),
-            "local_date": x.local.strftime("%m%d"),
-            "settlement_date": x.local.strftime("%m%d") if code == Rc.APPROVED else None,
+            "local_time": x.hhmmss,
+            "local_date": x.mmdd,
+            "settlement_date": x.mmdd if code == Rc.APPROVED else None,
             "network_stan": x.network_stan,
             "upstream": x.upstream,
             "upstream_us": x.upstream_us,
@@ -1453,24 +1467,6 @@ class Gateway:
             "received_at": x.received_at,
             "responded_at": None if pending else self.clock(),
         } | ({"mid": view.mid} if view is not None and request.get(F_MID) is None else {})
-
-    def _finish_params(self, x: Exchange, code: Rc) -> dict[str, Any]:
-        return {
-            "b_rrn": x.rrn,
-            "status": x.status,
-            "response_code": code.value,
-            "auth_code": x.auth_code,
-            "local_time": x.local.strftime("%H%M%S"),
-            "local_date": x.local.strftime("%m%d"),
-            "settlement_date": x.local.strftime("%m%d") if code == Rc.APPROVED else None,
-            "qr_voucher": x.qr_voucher,
-            "wallet": x.wallet,
-            "upstream": x.upstream,
-            "upstream_us": x.upstream_us,
-            "total_us": int((time.perf_counter() - x.started) * 1e6),
-            "responded_at": self.clock(),
-            "original_rrn": x.original.rrn if x.original is not None else None,
-        }
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -93,11 +93,28 @@ def _upsert_session(dialect: str) -> Executable:
     return upsert
 
 
+def _upsert_transaction(dialect: str) -> Executable:
+    """Insert a journal row, or replace the pending row of the same RRN with its final
+    form. One statement for both writes of a forwarded request lets a group commit send
+    all its rows to the database in one multi-row statement."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(TXN)
+    upsert: Executable = statement.on_conflict_do_update(
+        index_elements=[TXN.c.rrn],
+        set_={c: statement.excluded[c] for c in TXN_COLUMNS if c not in ("rrn", "refunded_fen")},
+    )
+    return upsert
+
+
+MULTI_ROW: Final = frozenset({"insert_txn"})
+"""Statements the SQLite writer may send as one multi-row INSERT for a whole group."""
+
+
 def writer_statements(dialect: str) -> dict[str, Executable]:
     """The journal writer's statements, keyed by the names above. Parameters are plain
     dicts; ``b_`` names bind the WHERE clause."""
     return {
-        INSERT_TXN: insert(TXN),
+        INSERT_TXN: _upsert_transaction(dialect),
         FINISH_TXN: update(TXN)
         .where(TXN.c.rrn == bindparam("b_rrn"))
         .values({c: bindparam(c) for c in FINISH_COLUMNS}),

@@ -138,7 +138,7 @@ class _Connection(asyncio.Protocol):
         self.address = str(peer[0]) if peer else "?"
         if not self.server.admit(self, self.address):
             self.closing = True
-            transport.abort()
+            self.transport.abort()
             return
         self._arm_idle()
 

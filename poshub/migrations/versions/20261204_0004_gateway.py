@@ -71,18 +71,6 @@ def upgrade() -> None:
             batch_op.f("ix_gateway_transactions_original_rrn"), ["original_rrn"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_gateway_transactions_pan_last4"), ["pan_last4"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_gateway_transactions_pan_token"), ["pan_token"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_gateway_transactions_received_at"), ["received_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_gateway_transactions_response_code"), ["response_code"], unique=False
-        )
-        batch_op.create_index(
             "ix_gateway_transactions_tid_batch", ["tid", "batch_no"], unique=False
         )
 
@@ -182,10 +170,6 @@ def downgrade() -> None:
     op.drop_table("network_reversals")
     with op.batch_alter_table("gateway_transactions", schema=None) as batch_op:
         batch_op.drop_index("ix_gateway_transactions_tid_batch")
-        batch_op.drop_index(batch_op.f("ix_gateway_transactions_response_code"))
-        batch_op.drop_index(batch_op.f("ix_gateway_transactions_received_at"))
-        batch_op.drop_index(batch_op.f("ix_gateway_transactions_pan_token"))
-        batch_op.drop_index(batch_op.f("ix_gateway_transactions_pan_last4"))
         batch_op.drop_index(batch_op.f("ix_gateway_transactions_original_rrn"))
         batch_op.drop_index("ix_gateway_transactions_mid_received")
         batch_op.drop_index(batch_op.f("ix_gateway_transactions_host_date"))
