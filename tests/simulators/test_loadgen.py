@@ -159,11 +159,13 @@ def _run(host: ScriptedHost, **kwargs: object) -> LoadSummary:
 def test_open_loop_paces_at_the_rate() -> None:
     host = ScriptedHost()
     summary = _run(host, terminals=4, rate=100.0, duration_seconds=1.0, timeout_seconds=2.0)
-    assert 95 <= summary.sent <= 101
+    # Due times t0 + i/R + k·N/R before t0 + 1 s: 25 per terminal, however busy the
+    # machine is (a late terminal sends what is due as soon as it can).
+    assert 99 <= summary.sent <= 100
     assert summary.answered == summary.sent
     assert summary.response_codes == {"00": summary.sent}
     assert summary.timeouts == summary.errors == summary.mac_errors == 0
-    assert 90 <= summary.throughput_per_second <= 110
+    assert 50 <= summary.throughput_per_second <= 110  # elapsed stretches on a loaded machine
     assert 0 < summary.latency_ms["p50"] <= summary.latency_ms["p99"] <= summary.latency_ms["max"]
     sales = [m for m in host.received if m["t"] == "0200"]
     assert len(sales) == summary.sent
@@ -173,13 +175,13 @@ def test_open_loop_paces_at_the_rate() -> None:
     assert len(per_terminal) == 4
     for stans in per_terminal.values():  # each terminal: consecutive STANs after sign-on
         assert stans == list(range(2, 2 + len(stans)))
-        assert 23 <= len(stans) <= 26
+        assert 24 <= len(stans) <= 25
 
 
 def test_closed_loop_runs_as_fast_as_answers_come() -> None:
     host = ScriptedHost()
     summary = _run(host, terminals=2, rate=0.0, duration_seconds=0.5, timeout_seconds=2.0)
-    assert summary.sent > 50
+    assert summary.sent > 10
     assert summary.answered == summary.sent
     assert summary.target_rate == 0
     assert json.loads(json.dumps(summary.to_json()))["sent"] == summary.sent
@@ -187,7 +189,7 @@ def test_closed_loop_runs_as_fast_as_answers_come() -> None:
 
 def test_an_unanswered_sale_is_reversed_before_the_next() -> None:
     host = ScriptedHost(script=[SILENT])
-    summary = _run(host, rate=20.0, duration_seconds=1.0, timeout_seconds=0.2)
+    summary = _run(host, rate=5.0, duration_seconds=1.0, timeout_seconds=0.8)
     assert summary.timeouts == 1
     assert summary.reversals_sent == 1
     assert summary.reversals_acknowledged == 1

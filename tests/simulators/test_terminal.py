@@ -59,7 +59,8 @@ def run(scenario: Callable[[], Awaitable[T]]) -> T:
 
 
 def client_for(host: ScriptedHost, **kwargs: Any) -> TerminalClient:
-    kwargs.setdefault("timeout_seconds", 0.3)
+    # Long enough for a loaded CI machine; the tests of silence wait it out once or twice.
+    kwargs.setdefault("timeout_seconds", 1.0)
     return TerminalClient("127.0.0.1", host.port, tid=TID, mid=MID, tmk=TMK, **kwargs)
 
 
@@ -331,7 +332,7 @@ def test_reversal_is_given_up_after_three_tries() -> None:
     host = ScriptedHost(script=[SILENT, SILENT, SILENT, SILENT])
 
     async def scenario() -> TerminalClient:
-        client = await started(host)
+        client = await started(host, timeout_seconds=0.5)
         with pytest.raises(NoAnswer):
             await client.sale(CARD, 1234)
         with pytest.raises(ReversalFailed) as failed:
