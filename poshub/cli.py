@@ -406,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("tid", help="terminal id (8 digits)")
     show.set_defaults(func=cmd_terminal_show)
+    # The terminal simulator: sign on and run each transaction against a gateway.
+    from poshub.simulators import loadgen
+    from poshub.simulators import terminal as terminal_simulator
+
+    terminal_simulator.add_cli(terminal_sub, _settings)
+    loadgen.add_cli(sub, _settings)
     return parser
 
 

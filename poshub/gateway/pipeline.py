@@ -133,8 +133,22 @@ PROVISIONING_KINDS: Final = frozenset(
 
 # --- State kept per terminal ----------------------------------------------------------------
 @dataclass(slots=True)
+class SessionState:
+    """A terminal's sign-on state as this process knows it. One object per TID for the
+    life of the process: refreshing the terminal's view never replaces it, so a sign-on
+    is never undone by a refresh that read the database a moment before it."""
+
+    keys: WorkingKeys | None
+    key_mode: str | None
+    batch_no: str
+    mac_failures: int
+    has_session: bool
+    """Whether a ``terminal_sessions`` row exists (the first sign-on creates it)."""
+
+
+@dataclass(slots=True)
 class TerminalView:
-    """The gateway's cached view of one terminal, its merchant and its session."""
+    """The gateway's cached view of one terminal and its merchant, with its session."""
 
     tid: str
     terminal_id: int
@@ -144,12 +158,48 @@ class TerminalView:
     merchant_name: str
     params: dict[str, Any]
     key_block: str | None
-    keys: WorkingKeys | None
-    key_mode: str | None
-    batch_no: str
-    mac_failures: int
-    has_session: bool
+    session: SessionState
     loaded_at: float
+
+    @property
+    def keys(self) -> WorkingKeys | None:
+        return self.session.keys
+
+    @keys.setter
+    def keys(self, value: WorkingKeys | None) -> None:
+        self.session.keys = value
+
+    @property
+    def key_mode(self) -> str | None:
+        return self.session.key_mode
+
+    @key_mode.setter
+    def key_mode(self, value: str | None) -> None:
+        self.session.key_mode = value
+
+    @property
+    def batch_no(self) -> str:
+        return self.session.batch_no
+
+    @batch_no.setter
+    def batch_no(self, value: str) -> None:
+        self.session.batch_no = value
+
+    @property
+    def mac_failures(self) -> int:
+        return self.session.mac_failures
+
+    @mac_failures.setter
+    def mac_failures(self, value: int) -> None:
+        self.session.mac_failures = value
+
+    @property
+    def has_session(self) -> bool:
+        return self.session.has_session
+
+    @has_session.setter
+    def has_session(self, value: bool) -> None:
+        self.session.has_session = value
 
     @property
     def enabled_transactions(self) -> list[str]:
@@ -339,6 +389,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.upstream_timeout = settings.gateway_upstream_timeout_seconds
         self._views: dict[str, TerminalView] = {}
+        self._sessions: dict[str, SessionState] = {}
         self._refreshing: dict[str, asyncio.Task[TerminalView | None]] = {}
         self._recent: OrderedDict[str, Stored] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Stored]] = {}
@@ -472,39 +523,34 @@ class Gateway:
             return view
         task = self._refreshing.get(tid)
         if task is None:
-            task = asyncio.ensure_future(self._load_view(tid, view))
+            task = asyncio.ensure_future(self._load_view(tid))
             self._refreshing[tid] = task
             task.add_done_callback(lambda _t: self._refreshing.pop(tid, None))
         if view is not None:
             return view  # stale while it refreshes: at most one refresh period late
         return await asyncio.shield(task)
 
-    async def _load_view(self, tid: str, previous: TerminalView | None) -> TerminalView | None:
+    async def _load_view(self, tid: str, *, reload_session: bool = False) -> TerminalView | None:
+        """Read the terminal, its merchant and parameters again. The session is read from
+        the database only the first time (or when ``reload_session``: another gateway
+        process may have signed the terminal on); afterwards this process's memory of it is
+        the newest, since every change to it goes through here."""
         loaded = await self.read(_load_terminal, tid)
         if loaded is None:
             self._views.pop(tid, None)
+            self._sessions.pop(tid, None)
             return None
         record, session_row = loaded
-        current = self._views.get(tid)
-        if current is not None and current is not previous:
-            previous = current
-        keys: WorkingKeys | None
-        key_mode: str | None
-        batch_no = BATCH_FIRST
-        mac_failures = 0
-        has_session = session_row is not None
-        if previous is not None and previous.has_session:
-            # This process is the one signing the terminal on: its memory is newest.
-            keys, key_mode, batch_no = previous.keys, previous.key_mode, previous.batch_no
-            mac_failures = previous.mac_failures
-            has_session = True
-        elif session_row is not None:
-            keys = self._unseal(tid, session_row.keys_sealed)
-            key_mode = session_row.key_mode
-            batch_no = session_row.batch_no
-            mac_failures = session_row.mac_failures
-        else:
-            keys, key_mode = None, None
+        session = self._sessions.get(tid)
+        if session is None or reload_session:
+            fresh = self._session_from_row(tid, session_row)
+            if session is None:
+                session = fresh
+                self._sessions[tid] = session
+            else:  # update in place: views held by requests in flight see it too
+                session.keys, session.key_mode = fresh.keys, fresh.key_mode
+                session.batch_no, session.has_session = fresh.batch_no, fresh.has_session
+                session.mac_failures = fresh.mac_failures
         view = TerminalView(
             tid=tid,
             terminal_id=record.terminal_id,
@@ -514,15 +560,22 @@ class Gateway:
             merchant_name=record.merchant_name,
             params=record.params,
             key_block=record.key_block,
-            keys=keys,
-            key_mode=key_mode,
-            batch_no=batch_no,
-            mac_failures=mac_failures,
-            has_session=has_session,
+            session=session,
             loaded_at=time.monotonic(),
         )
         self._views[tid] = view
         return view
+
+    def _session_from_row(self, tid: str, row: Any) -> SessionState:
+        if row is None:
+            return SessionState(None, None, BATCH_FIRST, 0, has_session=False)
+        return SessionState(
+            keys=self._unseal(tid, row.keys_sealed),
+            key_mode=row.key_mode,
+            batch_no=row.batch_no,
+            mac_failures=row.mac_failures,
+            has_session=True,
+        )
 
     async def reload_session(self, tid: str) -> None:
         """Forget what this process knows of a terminal's session (another gateway
@@ -574,12 +627,16 @@ class Gateway:
                 await self.journal.write([self._session_op(view)])
             return
         # Another gateway process may have signed the terminal on since we cached it.
-        fresh = await self._load_view(view.tid, None)
-        if fresh is not None and fresh.keys is not None and fresh.keys.verify_mac(x.envelope.body):
-            x.view = fresh
-            return
-        view = fresh or view
-        x.view = view
+        keys_before = view.keys
+        fresh = await self._load_view(view.tid, reload_session=True)
+        if fresh is not None:
+            x.view = view = fresh
+            if (
+                view.keys is not None
+                and view.keys is not keys_before
+                and view.keys.verify_mac(x.envelope.body)
+            ):
+                return
         view.mac_failures += 1
         self.stats.mac_failures += 1
         await self.journal.write(
@@ -720,8 +777,16 @@ class Gateway:
         except fields.SubfieldError:
             raise Answer(Rc.FORMAT_ERROR) from None
         batch_row, totals = await self.read(_batch_and_totals, view.tid, view.batch_no)
-        host = fields.Totals(*totals)
-        result = SETTLE_BALANCED if host == sent.domestic else SETTLE_UNBALANCED
+        # Compared as numbers: the host's counts may exceed the three digits a terminal can
+        # send (a busy terminal that never settled), which is simply not balanced.
+        host_debit_fen, host_debit_count, host_credit_fen, host_credit_count = totals
+        sent_totals = (
+            sent.domestic.debit_fen,
+            sent.domestic.debit_count,
+            sent.domestic.credit_fen,
+            sent.domestic.credit_count,
+        )
+        result = SETTLE_BALANCED if tuple(totals) == sent_totals else SETTLE_UNBALANCED
         # Foreign cards are not acquired in v1: balanced when the terminal counts none.
         foreign_result = (
             SETTLE_BALANCED if sent.foreign == fields.ZERO_TOTALS else SETTLE_UNBALANCED
@@ -743,10 +808,10 @@ class Gateway:
                         "terminal_debit_count": sent.domestic.debit_count,
                         "terminal_credit_fen": sent.domestic.credit_fen,
                         "terminal_credit_count": sent.domestic.credit_count,
-                        "host_debit_fen": host.debit_fen,
-                        "host_debit_count": host.debit_count,
-                        "host_credit_fen": host.credit_fen,
-                        "host_credit_count": host.credit_count,
+                        "host_debit_fen": host_debit_fen,
+                        "host_debit_count": host_debit_count,
+                        "host_credit_fen": host_credit_fen,
+                        "host_credit_count": host_credit_count,
                         "result": result,
                         "settled_at": x.received_at,
                     },

@@ -245,12 +245,13 @@ def test_cli_usage_errors(
     assert message in capsys.readouterr().err
 
 
-def test_cli_refuses_the_test_key_in_production(
+def test_cli_warns_about_the_test_key_in_production(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The simulator is a terminal: a production host refuses the key, the tool only warns.
     args = _parser(tmp_path, mode="production").parse_args(["loadgen", "--port", "1"])
-    assert args.func(args) == 2
-    assert "refused in production" in capsys.readouterr().err
+    assert args.func(args) != 0  # nothing listens on port 1
+    assert "a production host refuses it" in capsys.readouterr().err
 
 
 def test_cli_runs_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
