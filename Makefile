@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: demo test test-slow test-fast lint types bench messages lock clean
+.PHONY: demo test test-slow test-fast lint types bench bench-gateway messages lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test-slow: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.applications
+	$(BIN)/python -m bench.gateway
+
+# Echo limit, naive host and PosHub end to end at 64 terminals (docs/performance.md).
+bench-gateway: $(DEV_STAMP)
+	$(BIN)/python -m bench.gateway --terminals 64 --duration 10
 
 # Extract every marked string (N_, _ and t in Python; _ in templates, see babel.cfg) into
 # the template, then merge it into poshub/locale/zh_CN/LC_MESSAGES/messages.po. New msgids

@@ -22,6 +22,7 @@ from poshub.contracts.schemas import ContractIn, SignIn
 from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.core.roles import Role
+from poshub.core.settings import Mode
 from poshub.fieldwork import service as fieldwork
 from poshub.fieldwork.models import WorkOrder, WorkOrderKind
 from poshub.fieldwork.schemas import WorkOrderIn
@@ -580,3 +581,142 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
         now=now(),
     )
     return True
+
+
+# --- Load-test terminals (poshub loadgen, bench/gateway.py) ------------------------------
+LOAD_MERCHANT_BUSINESS = "安徽示范连锁超市有限公司"
+LOAD_TERMINALS_MAX = 200
+"""An enterprise may ask for 200 terminals (limits.TERMINALS_PER_APPLICANT_MAX)."""
+LOAD_TID_FILE = "load-terminals.csv"
+
+
+def seed_load_terminals(
+    session: Session, deps: OnboardingDeps, count: int
+) -> tuple[str, list[str]]:
+    """Outside production: an enterprise merchant with ``count`` active terminals keyed
+    with the published test key, for load generation. It goes through the same services
+    as a real merchant (application, approval, a contract for 200 terminals, stock,
+    allocation, activation), so every rule holds for it. Idempotent: returns the MID and
+    the TIDs, creating only what is missing."""
+    if deps.settings.mode == Mode.PRODUCTION:
+        raise RuntimeError("load-test terminals use the published test key: not in production")
+    if not 1 <= count <= LOAD_TERMINALS_MAX:
+        raise ValueError(f"between 1 and {LOAD_TERMINALS_MAX} load-test terminals")
+    merchant = _load_merchant(session, deps)
+    system = Actor.system("demo")
+    ops = _principal(session, "ops")
+    tids = [t.tid for t in fleet.merchant_terminals(session, merchant.id)]
+    missing = count - len(tids)
+    if missing > 0:
+        first = len(tids) + 1
+        serials = [f"LOAD-{index:06d}" for index in range(first, first + missing)]
+        # The contract's two lines: 100 smart terminals, then 100 traditional ones.
+        stock = "serial_number,model_code,warehouse,firmware_version\n" + "".join(
+            f"{serial},{'SMART-A8' if int(serial[5:]) <= 100 else 'TRAD-T60'},合肥中心仓,2.3.1\n"
+            for serial in serials
+        )
+        fleet.stock_in(
+            session,
+            stock.encode(),
+            file_name="load-stock.csv",
+            user_id=ops.user_id,
+            actor=ops.actor,
+            now=utcnow(),
+        )
+        for serial in serials:
+            provisioned = fleet.allocate(
+                session,
+                deps.settings,
+                deps.vault,
+                merchant,
+                serial,
+                install_address=None,
+                actor=ops.actor,
+                now=utcnow(),
+                use_known_test_key=True,
+            )
+            fleet.mark_shipped(session, provisioned.device, actor=system, now=utcnow())
+            fleet.mark_installed(session, provisioned.device, actor=system, now=utcnow())
+            fleet.activate(
+                session,
+                merchant,
+                provisioned.terminal,
+                provisioned.device,
+                acceptance_reference="LOADTEST",
+                actor=system,
+                now=utcnow(),
+            )
+            tms_service.update_parameters(
+                session,
+                provisioned.terminal,
+                {"enabled_transactions": list(TRANSACTION_TYPES)},
+                actor=system,
+                now=utcnow(),
+            )
+            tids.append(provisioned.terminal.tid)
+    return merchant.mid, sorted(tids)[:count]
+
+
+def _load_merchant(session: Session, deps: OnboardingDeps) -> Merchant:
+    for candidate in merchant_repository.newest(session, 100):
+        if candidate.business_name == LOAD_MERCHANT_BUSINESS:
+            return candidate
+    reviewer = _principal(session, "reviewer")
+    application, _ = service.create_application(
+        session,
+        deps,
+        _payload(
+            kind="enterprise",
+            name="赵建国",
+            id_number=resident_id("340104", dt.date(1975, 4, 18), "019"),
+            mobile="13905510099",
+            business=LOAD_MERCHANT_BUSINESS,
+            code=credit_code("91340104MA2N0099Q"[:17]),
+            mcc="5411",
+            province="安徽省",
+            city="合肥市",
+            district="蜀山区",
+            detail="潜山路 200 号",
+            bank="徽商银行合肥蜀山支行",
+            account=card_number("622202123456700012"),
+            terminals=[("SMART-A8", 100), ("TRAD-T60", 100)],
+            volume_fen=5_000_000_000,
+        ),
+        locale="zh_CN",
+        now=utcnow(),
+    )
+    _upload_all(session, deps, application.id)
+    service.submit(session, deps, application, now=utcnow())
+    service.claim(session, application, reviewer, now=utcnow())
+    service.add_note(
+        session,
+        application,
+        reviewer,
+        NoteIn(kind="phone_confirmation", body="压力测试商户，已核实。", outcome="confirmed"),
+        now=utcnow(),
+    )
+    run_requested_checks(session, deps, now=utcnow())
+    merchant = service.approve(
+        session, deps, application, reviewer, ApproveIn(note="压力测试商户。"), now=utcnow()
+    )
+    ops = _principal(session, "ops")
+    contract = contracts.generate(
+        session,
+        deps,
+        merchant,
+        reviewer,
+        ContractIn(fee_plan_code="STANDARD", settlement_cycle=SettlementCycle.T1),
+        now=utcnow(),
+    )
+    contracts.sign_by_merchant(
+        session,
+        deps,
+        contract,
+        merchant,
+        SignIn(signer_name=merchant.legal_name, agree=True, pdf_sha256=contract.pdf_sha256),
+        ip="127.0.0.1",
+        user_agent="PosHub demo seed",
+        now=utcnow(),
+    )
+    contracts.countersign(session, deps, contract, merchant, ops, ip="127.0.0.1", now=utcnow())
+    return merchant

@@ -175,6 +175,10 @@ class LoadConfig:
     state_dir: Path | None = None
     """Where ``terminal-<TID>.json`` keeps each terminal's STAN counter, shared with
     ``poshub terminal`` (None: STANs start at 000001)."""
+    sign_on: bool = True
+    """False for hosts that know no keys (the benchmark's echo and naive reference
+    servers): the terminals use the spec's published V3 working keys without signing on,
+    and responses are not MAC-checked."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.terminals) <= limits.LOADGEN_TERMINALS_MAX:
@@ -767,6 +771,11 @@ def _save_states(directory: Path | None, clients: Sequence[TerminalClient]) -> N
             current.save(path)
 
 
+REFERENCE_PIK: Final = bytes.fromhex("6B7A1C5D3E4F2091A0B1C2D3E4F50617")
+REFERENCE_MAK: Final = bytes.fromhex("1F2E3D4C5B6A7988")
+"""The spec's published V3 working keys, for reference hosts that do not sign on."""
+
+
 async def _sign_on_all(config: LoadConfig) -> list[TerminalClient]:
     states = {spec.tid: _load_state(config.state_dir, spec) for spec in config.terminals}
     semaphore = asyncio.Semaphore(SIGN_ON_CONCURRENCY)
@@ -784,6 +793,9 @@ async def _sign_on_all(config: LoadConfig) -> list[TerminalClient]:
             timeout_seconds=config.timeout_seconds,
             state=states[spec.tid],
         )
+        if not config.sign_on:
+            client.install_keys(WorkingKeys(pik=REFERENCE_PIK, mak=REFERENCE_MAK))
+            return client
         async with semaphore:
             try:
                 await client.sign_on()
