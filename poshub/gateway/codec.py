@@ -148,8 +148,19 @@ def decode(body: bytes) -> Message:
     return message
 
 
+_UNDEFINED_MASK: Final = sum(
+    1 << (BITMAP_BYTES * 8 - number)
+    for number in range(2, BITMAP_BYTES * 8 + 1)
+    if str(number) not in dialect.SPEC
+)
+"""Bits of the primary bitmap naming fields the dialect does not define."""
+
+
 def _first_undefined_field(body: bytes) -> int | None:
+    # One mask test on the common path (every request); the loop only for a bad bitmap.
     bitmap = int.from_bytes(body[MTI_BYTES:MESSAGE_BYTES_MIN], "big")
+    if not bitmap & _UNDEFINED_MASK:
+        return None
     for number in range(2, BITMAP_BYTES * 8 + 1):
         if bitmap >> (BITMAP_BYTES * 8 - number) & 1 and str(number) not in dialect.SPEC:
             return number
