@@ -403,8 +403,12 @@ class Gateway:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self._rrns.start(self._loop, self._reads)
+        self._refresher = self._loop.create_task(self._refresh_forever(), name="terminal-views")
 
     def close(self) -> None:
+        refresher = getattr(self, "_refresher", None)
+        if refresher is not None:
+            refresher.cancel()
         self._reads.shutdown(wait=False, cancel_futures=True)
 
     async def read(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -515,20 +519,52 @@ class Gateway:
 
     # --- terminal ------------------------------------------------------------------------
     async def _terminal(self, tid: str) -> TerminalView | None:
+        """The cached view; read on first sight. ``refresh_views`` keeps every cached view
+        within ``limits.GATEWAY_TERMINAL_CACHE_SECONDS`` of the database, so the hot path
+        makes no read (a lock, a freeze or a parameter change reaches it that fast)."""
         view = self._views.get(tid)
-        if (
-            view is not None
-            and time.monotonic() - view.loaded_at < limits.GATEWAY_TERMINAL_CACHE_SECONDS
-        ):
+        if view is not None:
             return view
         task = self._refreshing.get(tid)
         if task is None:
             task = asyncio.ensure_future(self._load_view(tid))
             self._refreshing[tid] = task
             task.add_done_callback(lambda _t: self._refreshing.pop(tid, None))
-        if view is not None:
-            return view  # stale while it refreshes: at most one refresh period late
         return await asyncio.shield(task)
+
+    async def refresh_views(self) -> int:
+        """Read every cached terminal again in one go (status, merchant, parameters, key),
+        updating the views in place; forget terminals that no longer exist."""
+        tids = list(self._views)
+        if not tids:
+            return 0
+        records = await self.read(repository.terminal_records, tids)
+        now = time.monotonic()
+        for tid in tids:
+            view = self._views.get(tid)
+            if view is None:
+                continue
+            record = records.get(tid)
+            if record is None:
+                self._views.pop(tid, None)
+                self._sessions.pop(tid, None)
+                continue
+            view.terminal_id, view.mid = record.terminal_id, record.mid
+            view.terminal_status, view.merchant_status = (
+                record.terminal_status,
+                record.merchant_status,
+            )
+            view.merchant_name, view.params = record.merchant_name, record.params
+            view.key_block, view.loaded_at = record.key_block, now
+        return len(records)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(limits.GATEWAY_TERMINAL_CACHE_SECONDS)
+            try:
+                await self.refresh_views()
+            except Exception:  # the database is away: keep the last known view, retry
+                log.exception("refreshing terminal views failed")
 
     async def _load_view(self, tid: str, *, reload_session: bool = False) -> TerminalView | None:
         """Read the terminal, its merchant and parameters again. The session is read from
