@@ -170,15 +170,19 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(terminals: int, duration: float, out: Path | None) -> dict[str, Any]:
+def run(
+    terminals: int, duration: float, out: Path | None, gateway_workers: int = 1
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="poshub-bench-gateway-"))
     try:
-        return _run(work, terminals, duration, out)
+        return _run(work, terminals, duration, out, gateway_workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(work: Path, terminals: int, duration: float, out: Path | None) -> dict[str, Any]:
+def _run(
+    work: Path, terminals: int, duration: float, out: Path | None, gateway_workers: int
+) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     data_dir = work / "data"
     mid, tids, _ = prepare(data_dir, terminals)
@@ -191,7 +195,8 @@ def _run(work: Path, terminals: int, duration: float, out: Path | None) -> dict[
     }
     python = sys.executable
     results: dict[str, Any] = {"started": started.isoformat(), "terminals": terminals,
-                               "duration_seconds": duration, "machine": machine()}  # fmt: skip
+                               "duration_seconds": duration, "machine": machine(),
+                               "gateway_workers": gateway_workers}  # fmt: skip
 
     port = free_port()
     with process([python, "-m", "bench.gateway_servers", "echo", "--port", str(port)], env, port,
@@ -272,12 +277,15 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--gateway-workers", type=int, default=1, help="poshub gateway --workers for (c)"
+    )
     parser.add_argument("--load-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_child:
         load_child(args.load_child)
         return
-    run(args.terminals, args.duration, args.out)
+    run(args.terminals, args.duration, args.out, args.gateway_workers)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {"gateway_host": args.host, "gateway_port": args.port}
     settings = _settings(args, **overrides)
     _logging(settings)
-    return run_gateway(settings)
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    return run_gateway(settings, workers=args.workers)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -346,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gateway.add_argument("--host", default=None, help="listen address (POSHUB_GATEWAY_HOST)")
     gateway.add_argument("--port", type=int, default=None, help="listen port (POSHUB_GATEWAY_PORT)")
+    gateway.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT); the first owns store-and-forward",
+    )
     gateway.set_defaults(func=cmd_gateway)
 
     from poshub.simulators import network as network_simulator

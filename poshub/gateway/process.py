@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -56,8 +57,13 @@ async def start_gateway(
     risk: RiskHooks | None = None,
     host: str | None = None,
     port: int | None = None,
+    reuse_port: bool = False,
+    primary: bool = True,
 ) -> RunningGateway:
-    """Start every part of the gateway on the running loop; ``port=0`` picks a free port."""
+    """Start every part of the gateway on the running loop; ``port=0`` picks a free port.
+
+    With several worker processes (``reuse_port``), only the ``primary`` one recovers what
+    a crash left pending and runs store-and-forward: one owner for the reversals owed."""
     database = database or open_database(settings)
     vault = KeyVault(load_kek(settings))
     zpk = load_network_zpk(settings)
@@ -76,12 +82,15 @@ async def start_gateway(
     await gateway.start()
     await link.start()
     store_and_forward = saf.StoreAndForward(gateway)
-    recovered = await saf.recover(gateway)
-    store_and_forward.start()
+    recovered = 0
+    if primary:
+        recovered = await saf.recover(gateway)
+        store_and_forward.start()
     server = GatewayServer(
         gateway,
         host=host if host is not None else settings.gateway_host,
         port=port if port is not None else settings.gateway_port,
+        reuse_port=reuse_port,
     )
     bound = await server.start()
     log.info("gateway listening on %s:%d (network %s:%d)", server.host, bound,
@@ -96,12 +105,61 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_gateway(settings: Settings, *, stop: threading.Event | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (or ``stop`` is set, for the demo's thread)."""
+def run_gateway(
+    settings: Settings, *, stop: threading.Event | None = None, workers: int = 1
+) -> int:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set, for the demo's thread).
+
+    ``workers`` > 1 starts that many processes sharing the port (``SO_REUSEPORT``): the
+    kernel spreads connections over them, each with its own event loop and journal writer;
+    the first also owns recovery and store-and-forward."""
+    if workers > 1:
+        return _run_workers(settings, workers)
+    return _serve(settings, stop=stop)
+
+
+def _run_workers(settings: Settings, workers: int) -> int:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_serve_worker, args=(settings, index), name=f"gateway-{index}")
+        for index in range(workers)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    return max((child.exitcode or 0) for child in children)
+
+
+def _serve_worker(settings: Settings, index: int) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s gateway-{index} %(name)s: %(message)s",
+    )
+    _serve(settings, reuse_port=True, primary=index == 0)
+
+
+def _serve(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    reuse_port: bool = False,
+    primary: bool = True,
+) -> int:
     _install_uvloop() if threading.current_thread() is threading.main_thread() else None
 
     async def main() -> None:
-        running = await start_gateway(settings)
+        running = await start_gateway(settings, reuse_port=reuse_port, primary=primary)
         finished = asyncio.Event()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():

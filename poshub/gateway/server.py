@@ -51,6 +51,7 @@ class GatewayServer:
         frame_read_seconds: float = limits.GATEWAY_FRAME_READ_SECONDS,
         connections_per_address_max: int = limits.GATEWAY_CONNECTIONS_PER_ADDRESS_MAX,
         connections_max: int = limits.GATEWAY_CONNECTIONS_MAX,
+        reuse_port: bool = False,
     ) -> None:
         self.gateway = gateway
         self.host = host
@@ -60,6 +61,7 @@ class GatewayServer:
         self.frame_read_seconds = frame_read_seconds
         self.connections_per_address_max = connections_per_address_max
         self.connections_max = connections_max
+        self.reuse_port = reuse_port
         self.stats = ServerStats()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -67,7 +69,12 @@ class GatewayServer:
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), self.host, self.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+            backlog=1024,
         )
         sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.port
