@@ -61,6 +61,9 @@ class Op:
 class _Item:
     ops: list[Op]
     future: asyncio.Future[None]
+    rows: list[tuple[str, tuple[Any, ...]]] | None = None
+    """On SQLite: each op as (statement, values in the statement's parameter order),
+    prepared on the event loop so that the writer thread only runs the driver."""
 
 
 @dataclass(slots=True)
@@ -123,8 +126,36 @@ class Journal:
                 raise JournalFull("journal queue full")
             self._queued += 1
         future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Item(ops, future))
+        rows = [(op.statement, self._values(op)) for op in ops] if self._raw else None
+        self._queue.put(_Item(ops, future, rows))
         return future
+
+    def _values(self, op: Op) -> tuple[Any, ...]:
+        """The op's parameters in its compiled statement's order, as SQLite stores them."""
+        params = op.params
+        keys = tuple(params)
+        compiled = self._compiled.get((op.statement, keys))
+        if compiled is None:
+            compiled = self._compile(op.statement, keys)
+        _, order, defaults = compiled
+        return tuple(
+            _sqlite_value(params[key] if key in params else defaults[key]) for key in order
+        )
+
+    def _compile(
+        self, name: str, keys: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        statement = cast(ClauseElement, self._statements[name]).compile(
+            dialect=self._database.engine.dialect, column_keys=list(keys)
+        )
+        order = statement.positiontup  # type: ignore[attr-defined]
+        assert order is not None
+        # Values written into the statement itself (``status='closed'``) are bound
+        # parameters too; their values come from the statement, not the caller.
+        defaults = dict(statement.construct_params(_check=False) or {})  # type: ignore[call-arg]
+        compiled = (str(statement), tuple(order), defaults)
+        self._compiled[(name, keys)] = compiled
+        return compiled
 
     async def write(self, ops: list[Op]) -> None:
         await self.submit(ops)
@@ -174,6 +205,9 @@ class Journal:
         self._resolve([(item, None) for item in items])
 
     def _execute(self, items: list[_Item]) -> None:
+        if self._raw:
+            self._execute_raw(items)
+            return
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in items:
             for op in item.ops:
@@ -182,48 +216,42 @@ class Journal:
             for name in repository.STATEMENT_ORDER:
                 params = grouped.get(name)
                 if params:
-                    self._execute_many(connection, name, params)
+                    connection.execute(self._statements[name], params)
 
-    def _execute_many(
-        self, connection: Connection, name: str, params: list[dict[str, Any]]
+    def _execute_raw(self, items: list[_Item]) -> None:
+        """SQLite: the prepared rows through the driver, one statement per kind and chunk.
+
+        SQLAlchemy's per-value processing cost more than SQLite's own work; here the writer
+        thread holds the GIL only to hand tuples to the driver, which releases it while
+        SQLite works, so the event loop keeps running."""
+        grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+        for item in items:
+            assert item.rows is not None
+            for op, (name, row) in zip(item.ops, item.rows, strict=True):
+                grouped[(name, self._compiled[(name, tuple(op.params))][0])].append(row)
+        order = {name: index for index, name in enumerate(repository.STATEMENT_ORDER)}
+        with self._database.engine.begin() as connection:
+            for (name, sql), rows in sorted(grouped.items(), key=lambda kv: order[kv[0][0]]):
+                self._run_rows(connection, name, sql, rows)
+
+    def _run_rows(
+        self, connection: Connection, name: str, sql: str, rows: list[tuple[Any, ...]]
     ) -> None:
-        """One statement over many parameter sets. On SQLite the statement is compiled
-        once and run through the driver with plain tuples: SQLAlchemy's per-value
-        processing cost more than SQLite's own work, and it holds the GIL the event loop
-        needs, while the driver releases it for the duration of each step."""
-        if not self._raw:
-            connection.execute(self._statements[name], params)
+        if name not in repository.MULTI_ROW or len(rows) == 1:
+            connection.exec_driver_sql(sql, rows if len(rows) > 1 else rows[0])
             return
-        keys = tuple(params[0])
-        compiled = self._compiled.get((name, keys))
-        if compiled is None:
-            statement = cast(ClauseElement, self._statements[name]).compile(
-                dialect=connection.dialect, column_keys=list(keys)
+        # Multi-row INSERTs of a few fixed sizes: one statement step for many rows, and
+        # the driver's statement cache reuses each size's prepared statement.
+        head, group, tail = _split_values(sql)
+        start = 0
+        while start < len(rows):
+            size = next(c for c in MULTI_ROW_CHUNKS if c <= len(rows) - start)
+            chunk = rows[start : start + size]
+            connection.exec_driver_sql(
+                head + ", ".join([group] * size) + tail,
+                tuple(value for row in chunk for value in row),
             )
-            order = statement.positiontup  # type: ignore[attr-defined]
-            assert order is not None
-            # Values written into the statement itself (``status='closed'``) are bound
-            # parameters too; their values come from the statement, not the caller.
-            defaults = dict(statement.construct_params(_check=False) or {})  # type: ignore[call-arg]
-            compiled = (str(statement), tuple(order), defaults)
-            self._compiled[(name, keys)] = compiled
-        sql, order, defaults = compiled
-        rows = [
-            tuple(_sqlite_value(p[key] if key in p else defaults[key]) for key in order)
-            for p in params
-        ]
-        if name in repository.MULTI_ROW and len(rows) > 1:
-            # One statement for the group: the driver releases and re-takes the GIL once
-            # per statement step, and each re-take may wait for the busy event loop.
-            head, group, tail = _split_values(sql)
-            for start in range(0, len(rows), MULTI_ROW_CHUNK):
-                chunk = rows[start : start + MULTI_ROW_CHUNK]
-                connection.exec_driver_sql(
-                    head + ", ".join([group] * len(chunk)) + tail,
-                    tuple(value for row in chunk for value in row),
-                )
-            return
-        connection.exec_driver_sql(sql, rows)
+            start += size
 
     def _write_one_by_one(self, items: list[_Item]) -> None:
         outcomes: list[tuple[_Item, Exception | None]] = []
@@ -233,7 +261,11 @@ class Journal:
                     savepoint = connection.begin_nested()
                     try:
                         for op in item.ops:
-                            self._execute_many(connection, op.statement, [op.params])
+                            if self._raw:
+                                sql = self._compiled[(op.statement, tuple(op.params))][0]
+                                connection.exec_driver_sql(sql, self._values(op))
+                            else:
+                                connection.execute(self._statements[op.statement], [op.params])
                     except IntegrityError:
                         savepoint.rollback()
                         outcomes.append((item, DuplicateKey("duplicate key")))
@@ -266,8 +298,8 @@ class Journal:
             loop.call_soon_threadsafe(settle)
 
 
-MULTI_ROW_CHUNK: Final = 500
-"""Rows per multi-row INSERT: 500 rows of the journal's 37 columns stay under SQLite's
+MULTI_ROW_CHUNKS: Final = (256, 64, 16, 4, 1)
+"""Sizes of multi-row INSERTs: 256 rows of the journal's 37 columns stay under SQLite's
 32,766 bound parameters."""
 
 
