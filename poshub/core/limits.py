@@ -56,6 +56,20 @@ PASSWORD_LENGTH_MIN: Final = 12
 # --- Reads ----------------------------------------------------------------
 PAGE_SIZE_DEFAULT: Final = 50
 PAGE_SIZE_MAX: Final = 200
+TRANSACTION_SEARCH_DAYS_MAX: Final = 92
+"""A transaction search spans at most this many calendar days, both ends included: any
+calendar quarter fits, and the journal is never scanned for years at once."""
+TRANSACTION_SEARCH_DEFAULT_DAYS: Final = 7
+"""Days a transaction search covers, up to today, when it names no date and no RRN."""
+TRANSACTION_SEARCH_PAGES_MAX: Final = 500
+"""Deepest page of a transaction search: OFFSET costs grow with the page, and nobody
+reads 100,000 rows page by page (narrow the filters instead)."""
+TRANSACTION_TIMELINE_MAX: Final = 50
+"""Rows in one transaction's timeline (its original and everything acting on either)."""
+TERMINAL_RECENT_TRANSACTIONS: Final = 20
+"""Latest transactions on a terminal's page; the search has the rest."""
+TERMINAL_BATCHES_SHOWN: Final = 10
+"""Newest batches, with their settlement totals, on a terminal's page."""
 AUDIT_VERIFY_BATCH_ROWS: Final = 5000
 NOTIFICATION_DISPATCH_BATCH_MAX: Final = 100
 NOTIFICATION_ATTEMPTS_MAX: Final = 8

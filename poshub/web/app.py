@@ -18,10 +18,21 @@ from poshub.core.db import UnitOfWork
 from poshub.core.i18n import normalise_locale
 from poshub.core.settings import Settings
 from poshub.web import errors
-from poshub.web.api import applications, auth, contracts, fieldwork, fleet, registry, review, tms
+from poshub.web.api import (
+    applications,
+    auth,
+    contracts,
+    fieldwork,
+    fleet,
+    registry,
+    review,
+    tms,
+    transactions,
+)
 from poshub.web.deps import PUBLIC, read_uow
-from poshub.web.pages import admin, contract, public, technician
+from poshub.web.pages import admin, contract, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
+from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
 from poshub.web.templating import render_error_page
 
@@ -106,12 +117,15 @@ def create_app(state: AppState) -> FastAPI:
         tms.router,
         contracts.router,
         fleet.router,
+        transactions.router,
         auth.router,
         public.router,
         contract.router,
         fieldwork.router,
         technician.router,
         fleet_pages.router,
+        transaction_pages.router,
+        terminal.router,
         admin.router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from poshub.core.errors import N_
+from poshub.gateway.response_codes import RESPONSE_CODE_MEANINGS
 from poshub.onboarding.decisions import REJECTION_REASONS
 from poshub.onboarding.rules import DOCUMENT_LABELS
 
@@ -102,6 +103,60 @@ SETTLEMENT_CYCLE_LABELS = {
     "T1": N_("Next working day (T+1)"),
 }
 
+TXN_KIND_LABELS = {
+    "sign_on": N_("Sign-on"),
+    "sign_off": N_("Sign-off"),
+    "echo": N_("Echo test"),
+    "parameters": N_("Parameter download"),
+    "balance_inquiry": N_("Balance inquiry"),
+    "sale": N_("Sale"),
+    "qr_sale": N_("QR payment"),
+    "void": N_("Void"),
+    "refund": N_("Refund"),
+    "preauth": N_("Pre-authorization"),
+    "preauth_cancel": N_("Pre-authorization cancellation"),
+    "completion": N_("Pre-authorization completion"),
+    "completion_void": N_("Completion void"),
+    "completion_advice": N_("Completion advice"),
+    "reversal": N_("Reversal"),
+    "settlement": N_("Settlement"),
+    "batch_upload": N_("Batch upload"),
+    "batch_upload_end": N_("Batch upload end"),
+    "unknown": N_("Unidentified request"),
+}
+"""Every ``gateway.models.TxnKind``."""
+TXN_STATUS_LABELS = {
+    "pending": N_("Awaiting the network"),
+    "approved": N_("Succeeded"),
+    "declined": N_("Declined"),
+    "voided": N_("Voided"),
+    "reversed": N_("Reversed"),
+    "completed": N_("Completed"),
+    "answered": N_("Answered"),
+}
+"""Every ``gateway.models.TxnStatus``."""
+UPSTREAM_LABELS = {
+    "none": N_("Answered by PosHub"),
+    "forwarded": N_("Forwarded, no answer yet"),
+    "answered": N_("Answered by the network"),
+    "timeout": N_("Network timeout"),
+}
+BATCH_STATUS_LABELS = {
+    "open": N_("Collecting"),
+    "closed": N_("Settled and closed"),
+}
+SETTLEMENT_RESULT_LABELS = {
+    "balanced": N_("Balanced"),
+    "unbalanced": N_("Not balanced"),
+}
+KEY_MODE_LABELS = {
+    "001": N_("Single-length keys (001)"),
+    "003": N_("Double-length PIN key (003)"),
+    "004": N_("Double-length PIN key and data key (004)"),
+}
+"""60.3 of the sign-on the working keys came from (spec §11.2)."""
+RESPONSE_CODE_LABELS = RESPONSE_CODE_MEANINGS
+
 ROLE_LABELS = {
     "admin": N_("Administrator"),
     "reviewer": N_("Reviewer"),
@@ -130,4 +185,11 @@ TEMPLATE_GLOBALS = {
     "DEVICE_STATUS_LABELS": DEVICE_STATUS_LABELS,
     "TERMINAL_STATUS_LABELS": TERMINAL_STATUS_LABELS,
     "SETTLEMENT_CYCLE_LABELS": SETTLEMENT_CYCLE_LABELS,
+    "TXN_KIND_LABELS": TXN_KIND_LABELS,
+    "TXN_STATUS_LABELS": TXN_STATUS_LABELS,
+    "UPSTREAM_LABELS": UPSTREAM_LABELS,
+    "BATCH_STATUS_LABELS": BATCH_STATUS_LABELS,
+    "SETTLEMENT_RESULT_LABELS": SETTLEMENT_RESULT_LABELS,
+    "KEY_MODE_LABELS": KEY_MODE_LABELS,
+    "RESPONSE_CODE_LABELS": RESPONSE_CODE_LABELS,
 }

@@ -37,3 +37,18 @@ TMS_WRITE = (Role.OPERATIONS,)
 FIELDWORK_READ = (Role.OPERATIONS, Role.TECHNICIAN, Role.SUPPORT_AGENT, Role.AUDITOR, Role.ADMIN)
 FIELDWORK_WRITE = (Role.OPERATIONS, Role.TECHNICIAN)
 FIELDWORK_DISPATCH = (Role.OPERATIONS,)
+TRANSACTION_READ = (
+    Role.OPERATIONS,
+    Role.RISK_OFFICER,
+    Role.SUPPORT_AGENT,
+    Role.AUDITOR,
+    Role.ADMIN,
+)
+"""Search the gateway journal and read a terminal's session and batches: operations run
+the terminals, risk officers investigate, support answers merchants' "where is my
+payment", auditors and administrators read everything. Not reviewers (they decide
+applications, before any transaction exists) nor technicians (field work needs the
+terminal, not its customers' payments)."""
+TERMINAL_PAGE_READ = tuple(sorted(set(FLEET_READ) | set(TRANSACTION_READ)))
+"""The terminal page: the fleet's readers, and risk officers who arrive from a
+transaction. Its transactions and batches show only to ``TRANSACTION_READ``."""

@@ -377,6 +377,7 @@ def path_values(world: World, **overrides: str) -> dict[str, str]:
         "tid": "10000001",
         "serial": "SN-RBAC-000001",
         "contract_id": "no-such-contract",
+        "rrn": "000000000001",  # no such transaction: admitted roles get 404
     }
     values.update(overrides)
     return values

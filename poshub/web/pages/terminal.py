@@ -1,0 +1,64 @@
+"""The terminal page, ``/admin/terminals/{tid}``: one terminal as the back office sees it.
+
+The terminal (status, merchant, device, parameters), its gateway session (signed on at,
+key mode, PIK/MAK check values, MAC failures) and, for the roles that may read
+transactions, its latest transactions, open batch and settled batches. Technicians see
+the session too: a key check value that differs from the terminal's display, or MAC
+failures piling up, is what they come to check on site.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from poshub.core import limits
+from poshub.core.db import UnitOfWork
+from poshub.core.errors import N_, NotFound
+from poshub.gateway import service as gateway_service
+from poshub.merchants import repository as merchant_repository
+from poshub.staff.service import Principal
+from poshub.terminals import tms_service
+from poshub.web.deps import read_uow, staff
+from poshub.web.roles import MERCHANT_READ, TERMINAL_PAGE_READ, TRANSACTION_READ
+from poshub.web.templating import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+Read = Annotated[UnitOfWork, Depends(read_uow)]
+Reader = Annotated[Principal, Depends(staff(*TERMINAL_PAGE_READ))]
+
+_TID = re.compile(r"[0-9A-Za-z]{8}")
+NO_TERMINAL = N_("No terminal has this TID.")
+
+
+@router.get("/terminals/{tid}")
+def terminal_page(tid: str, request: Request, uow: Read, principal: Reader) -> Response:
+    if not _TID.fullmatch(tid):
+        # The TMS lookup would take the first eight characters of anything.
+        raise NotFound(NO_TERMINAL, code="terminal_not_found")
+    session = uow.session
+    detail = tms_service.terminal_detail(session, tms_service.get_terminal(session, tid))
+    merchant = merchant_repository.by_mid(session, detail.mid) if detail.mid else None
+    can_read_transactions = principal.has_any(TRANSACTION_READ)
+    context: dict[str, Any] = {
+        "terminal": detail.terminal,
+        "mid": detail.mid,
+        "merchant": merchant,
+        "device": detail.device,
+        "parameters": detail.parameters,
+        "can_read_merchant": principal.has_any(MERCHANT_READ),
+        "can_read_transactions": can_read_transactions,
+        "recent_max": limits.TERMINAL_RECENT_TRANSACTIONS,
+    }
+    if can_read_transactions:
+        activity = gateway_service.terminal_activity(session, detail.terminal.tid)
+        context["activity"] = activity
+        context["gateway_session"] = activity.session
+    else:
+        context["activity"] = None
+        context["gateway_session"] = gateway_service.terminal_session(session, detail.terminal.tid)
+    return render(request, "admin/terminal.html", context)
