@@ -93,7 +93,7 @@ class GatewayTransaction(Base):
     host_date: Mapped[dt.date] = mapped_column(Date, index=True)
     """Business date (Asia/Shanghai) the host answered on."""
     dedupe_key: Mapped[str | None] = mapped_column(String(48), unique=True)
-    """``tid:batch:stan:host_date:class`` for financial requests: a repeat of the same key
+    """``tid:batch:stan:class`` for financial requests: a repeat of the same key
     gets the stored answer and changes nothing (spec §11.9); NULL for the rest."""
     pan_masked: Mapped[str | None] = mapped_column(String(19))
     """First six and last four digits, the rest ``*``."""

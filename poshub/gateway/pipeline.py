@@ -899,7 +899,7 @@ class Gateway:
         x.amount_fen = _amount(request)
         self._card(x)
         # A reversal may overtake its original while the original is still in flight.
-        inflight_key = self._dedupe_key(view.tid, batch_no, stan, x.host_date)
+        inflight_key = self._dedupe_key(view.tid, batch_no, stan)
         waiting = self._inflight.get(inflight_key)
         if waiting is not None:
             # If the original failed, there is nothing to reverse; look it up either way.
@@ -981,8 +981,11 @@ class Gateway:
         )
 
     # --- financial -------------------------------------------------------------------------------------
-    def _dedupe_key(self, tid: str, batch_no: str, stan: str, host_date: dt.date) -> str:
-        return f"{tid}:{batch_no}:{stan}:{host_date:%Y%m%d}:F"
+    def _dedupe_key(self, tid: str, batch_no: str, stan: str) -> str:
+        """Repeats are per batch (spec §11.9), not per day: an advice resent after
+        midnight is still the same advice. (A terminal's batch number comes back only
+        after 999,999 settlements.)"""
+        return f"{tid}:{batch_no}:{stan}:F"
 
     def _card(self, x: Exchange) -> None:
         pan = checks.card_pan(x.request)
@@ -1026,10 +1029,8 @@ class Gateway:
                 raise Answer(code)
         if not identified.financial:
             return await self._forward_and_answer(x)
-        # Repeats: the same (TID, batch, STAN, date) gets the first answer (spec §11.9).
-        x.dedupe_key = self._dedupe_key(
-            view.tid, identified.f60.batch, request[F_STAN], x.host_date
-        )
+        # Repeats: the same (TID, batch, STAN) gets the first answer (spec §11.9).
+        x.dedupe_key = self._dedupe_key(view.tid, identified.f60.batch, request[F_STAN])
         replay = await self._repeat(x)
         if replay is not None:
             return replay
@@ -1083,12 +1084,13 @@ class Gateway:
             return await self._answer(x, Rc.DUPLICATE)
         if (
             stored.status == TxnStatus.PENDING
-            and stored.upstream == "timeout"
+            and stored.upstream in ("timeout", "forwarded")
             and x.identified
             and not x.identified.reversible
         ):
             # An advice (0220) the network has not confirmed: ask again with the same RRN;
-            # the network answers a repeated RRN with its first answer.
+            # the network answers a repeated RRN with its first answer. "forwarded": a
+            # crash came before the answer (recovery leaves advices pending for this).
             x.rrn = stored.rrn
             x.dedupe_key = None
             return await self._financial_new(x, resend=True)
