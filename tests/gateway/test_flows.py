@@ -12,7 +12,7 @@ from sqlalchemy import select
 from poshub.core.db import Base, Database, table_of
 from poshub.core.settings import Settings
 from poshub.gateway.models import GatewayTransaction, NetworkReversal, TerminalBatch
-from poshub.simulators.terminal import Card
+from poshub.simulators.terminal import Card, JournalEntry, Result, TerminalClient
 from tests.gateway.support import CARD, DEMO_MID, DEMO_TID, Env, run
 
 
@@ -21,6 +21,14 @@ def _rows(database: Database, model: type[Base], order: str) -> list[Any]:
     table = table_of(model)
     with database.unit_of_work(read_only=True) as uow:
         return list(uow.session.execute(select(table).order_by(table.c[order])).all())
+
+
+def _original(terminal: TerminalClient, result: Result) -> JournalEntry:
+    """The terminal's own record of an approved transaction, for a void or refund of it."""
+    assert result.rrn is not None
+    entry = terminal.state.find(result.rrn)
+    assert entry is not None
+    return entry
 
 
 def _journal(database: Database) -> list[Any]:
@@ -80,29 +88,27 @@ def test_every_transaction_type_of_the_demo_terminal(
             sale = await terminal.sale(CARD, 10_000)
             codes["sale"] = sale.response_code
             other = await terminal.sale(CARD, 2_000)
-            codes["void"] = (
-                await terminal.void(terminal.state.find(other.rrn), CARD)
-            ).response_code
+            codes["void"] = (await terminal.void(_original(terminal, other), CARD)).response_code
             codes["refund"] = (
-                await terminal.refund(terminal.state.find(sale.rrn), CARD, 3_000)
+                await terminal.refund(_original(terminal, sale), CARD, 3_000)
             ).response_code
             preauth = await terminal.preauth(CARD, 50_000)
             codes["preauth"] = preauth.response_code
             cancelled = await terminal.preauth(CARD, 7_000)
             codes["preauth_cancel"] = (
-                await terminal.preauth_cancel(terminal.state.find(cancelled.rrn), CARD)
+                await terminal.preauth_cancel(_original(terminal, cancelled), CARD)
             ).response_code
-            completion = await terminal.completion(terminal.state.find(preauth.rrn), CARD, 55_000)
+            completion = await terminal.completion(_original(terminal, preauth), CARD, 55_000)
             codes["completion"] = completion.response_code
             codes["completion_void"] = (
-                await terminal.completion_void(terminal.state.find(completion.rrn), CARD)
+                await terminal.completion_void(_original(terminal, completion), CARD)
             ).response_code
             qr = await terminal.qr_sale("6212345678901234567", 800)
             codes["qr_sale"] = qr.response_code
             qr2 = await terminal.qr_sale("134567890123456789", 900)
-            codes["qr_void"] = (await terminal.qr_void(terminal.state.find(qr2.rrn))).response_code
+            codes["qr_void"] = (await terminal.qr_void(_original(terminal, qr2))).response_code
             codes["qr_refund"] = (
-                await terminal.qr_refund(terminal.state.find(qr.rrn), 300)
+                await terminal.qr_refund(_original(terminal, qr), 300)
             ).response_code
             report = await terminal.settle()
             codes["settle"] = report.response_code
