@@ -918,6 +918,10 @@ class Gateway:
         if original.status in (TxnStatus.APPROVED, TxnStatus.VOIDED, TxnStatus.PENDING) or (
             original.response_code is None
         ):
+            if await self.read(_batch_settled, view.tid, batch_no):
+                # The batch's totals were agreed at settlement (0510): no longer undone
+                # here, left for manual follow-up (spec §11.9, §5.5).
+                raise Answer(Rc.INVALID_TRANSACTION)
             ops.extend(
                 self._reverse_ops(
                     original, reason=request.get(F_RESPONSE_CODE, "98"), now=x.received_at
@@ -1666,6 +1670,12 @@ def _batch_and_totals(
     session: Any, tid: str, batch_no: str
 ) -> tuple[Any, tuple[int, int, int, int]]:
     return repository.open_batch(session, tid), repository.batch_totals(session, tid, batch_no)
+
+
+def _batch_settled(session: Any, tid: str, batch_no: str) -> bool:
+    """Whether the terminal's open batch ``batch_no`` has had its settlement (0500)."""
+    batch = repository.open_batch(session, tid)
+    return batch is not None and batch.batch_no == batch_no and batch.settled_at is not None
 
 
 def _preauth_by_auth_code(session: Any, mid: str, auth_code: str, pan_token: str | None) -> Any:
