@@ -450,6 +450,15 @@ class Gateway:
         except Answer as answer:
             return await self._answer(exchange, answer.code, answer.requirement)
         except (JournalFull, JournalFailed):
+            if exchange.upstream in ("answered", "timeout"):
+                # The network acted and its outcome could not be recorded: no answer, so
+                # the terminal reverses (or resends its advice) as for a lost answer
+                # (spec §5.5); a 96 would be final, the money taken all the same.
+                log.error(
+                    "journal unavailable after forwarding; not answering %s",
+                    request.get(F_TID, "?"),
+                )
+                return None
             log.error("journal unavailable; answering 96 to %s", request.get(F_TID, "?"))
             return self._respond(exchange, Rc.SYSTEM_MALFUNCTION)
 
