@@ -91,6 +91,10 @@ BATCH_LAST: Final = 999_999
 RRN_SEQUENCE: Final = "gateway-rrn"
 PENDING_RECOVERY_BATCH: Final = 500
 READ_THREADS: Final = 2
+PENDING_WAIT_MARGIN_SECONDS: Final = 2.0
+"""Beyond the upstream timeout, how long a request found pending in another process may
+still be waiting for its final journal write."""
+PENDING_POLL_SECONDS: Final = 0.05
 
 ECHOED_FIELDS: Final = ("2", "3", "4", "11", "14", "22", "23", "25", "41", "42", "49", "60", "61")
 """Request fields a financial response repeats (spec §5.3): the terminal matches on them."""
@@ -1069,6 +1073,21 @@ class Gateway:
                 future.exception()
         return response
 
+    async def _settled_row(self, dedupe_key: str) -> Any:
+        """The journal row of ``dedupe_key``. A ``pending`` row young enough to be in
+        flight in another gateway process is waited for (until the upstream timeout and
+        a margin have passed since it arrived), so both copies of a request get the same
+        answer; a row a crash left pending is returned as it is."""
+        row = await self.read(repository.transaction_by_dedupe, dedupe_key)
+        if row is None or row.status != TxnStatus.PENDING or row.upstream != "forwarded":
+            return row
+        age = max(0.0, (self.clock() - row.received_at).total_seconds())
+        deadline = time.monotonic() + self.upstream_timeout + PENDING_WAIT_MARGIN_SECONDS - age
+        while row is not None and row.status == TxnStatus.PENDING and time.monotonic() < deadline:
+            await asyncio.sleep(PENDING_POLL_SECONDS)
+            row = await self.read(repository.transaction_by_dedupe, dedupe_key)
+        return row
+
     async def _repeat(self, x: Exchange) -> bytes | None:
         assert x.dedupe_key is not None
         key = x.dedupe_key
@@ -1163,7 +1182,8 @@ class Gateway:
                 await self.journal.write([Op(repository.INSERT_TXN, self._row(x, pending=True))])
             except DuplicateKey:
                 # The same request arrived through another connection or process first.
-                row = await self.read(repository.transaction_by_dedupe, x.dedupe_key)
+                assert x.dedupe_key is not None
+                row = await self._settled_row(x.dedupe_key)
                 if row is None:
                     raise Answer(Rc.SYSTEM_MALFUNCTION) from None
                 return await self._replay(x, _stored_from_row(row))
@@ -1433,7 +1453,7 @@ class Gateway:
                 raise
             # Lost a race with an identical request: answer as it was answered.
             x.dedupe_key = None
-            row = await self.read(repository.transaction_by_dedupe, key)
+            row = await self._settled_row(key)
             if row is None:
                 raise
             return await self._replay(x, _stored_from_row(row))
