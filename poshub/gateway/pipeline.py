@@ -951,13 +951,14 @@ class Gateway:
         return await self._answer(x, Rc.APPROVED, ops=ops, wake_saf=True)
 
     def _reverse_ops(self, original: Any, *, reason: str, now: dt.datetime) -> list[Op]:
-        """Mark ``original`` reversed, put back what it had undone, and owe the network
-        its reversal (store-and-forward), all in one commit."""
+        """Mark ``original`` reversed, put back what it had undone (or, for a completion,
+        captured: the network restores the pre-auth's hold), and owe the network its
+        reversal (store-and-forward), all in one commit."""
         ops = [
             Op(repository.SET_STATUS, {"b_rrn": original.rrn, "status": TxnStatus.REVERSED.value})
         ]
         if (
-            TxnKind(original.kind) in UNDOES
+            (TxnKind(original.kind) in UNDOES or original.kind == TxnKind.COMPLETION)
             and original.original_rrn
             and original.status != TxnStatus.PENDING
         ):

@@ -685,6 +685,33 @@ def test_reversing_a_void_puts_the_sale_back(
     run(gateway_settings, demo_database, scenario)
 
 
+def test_reversing_a_completion_gives_the_pre_auth_back(
+    gateway_settings: Settings, demo_database: Database
+) -> None:
+    """The network restores the pre-auth's hold when a completion is reversed; the host
+    must let the merchant cancel (or complete) that pre-auth again."""
+
+    async def scenario(env: Env) -> None:
+        async with env.terminal() as terminal:
+            await terminal.sign_on()
+            preauth = await terminal.preauth(CARD, 10_000)
+            held = probes.original_of(terminal, preauth)
+            completion = request(
+                terminal, Kind.COMPLETION, card=CARD, amount_fen=9_000, original=held
+            )
+            assert (await _send_request(env, terminal, completion)).code == "00"
+            assert env.simulator.hold_fen(CARD.pan) == 0
+            undo = await _send_request(env, terminal, TerminalClient.reversal_of(completion, "98"))
+            assert undo.code == "00"
+            await _acknowledged(env)
+            assert env.simulator.hold_fen(CARD.pan) == 10_000
+            assert probes.journal_row(env.database, preauth.rrn).status == "approved"
+            assert (await terminal.preauth_cancel(held, CARD)).response_code == "00"
+        assert env.simulator.hold_fen(CARD.pan) == 0
+
+    run(gateway_settings, demo_database, scenario)
+
+
 # --- Management (spec §5.2, §6, §11.10) -----------------------------------------------------------
 def test_parameter_download_and_unsupported_downloads(
     gateway_settings: Settings, demo_database: Database
