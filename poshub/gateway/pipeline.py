@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 NETWORK_TPDU: Final = bytes.fromhex("6000000000")
 NETWORK_HEADER: Final = bytes.fromhex("603100000000")
 MAC_PLACEHOLDER: Final = "0" * 16
+NO_ANSWER: Final = b""
+"""What ``handle`` returns when the terminal must get no answer at all (it will resend)."""
 BATCH_FIRST: Final = "000001"
 BATCH_LAST: Final = 999_999
 RRN_SEQUENCE: Final = "gateway-rrn"
@@ -1210,8 +1212,12 @@ class Gateway:
                 return await self._finish(
                     x, Rc.ISSUER_TIMEOUT, status=TxnStatus.REVERSED, reverse_upstream="98"
                 )
-            # An advice is never reversed: it stays pending until the terminal resends it.
-            return await self._finish(x, Rc.ISSUER_TIMEOUT, status=TxnStatus.PENDING)
+            # An advice is never reversed (spec §5.4): it stays pending and the terminal is
+            # not answered, so it resends the same advice, which goes upstream again with
+            # the same RRN until the network answers. A 98 here would read as a decline to
+            # the terminal while the network may have paid the refund.
+            await self._finish(x, Rc.ISSUER_TIMEOUT, status=TxnStatus.PENDING)
+            return NO_ANSWER
         x.upstream = "answered"
         code_text = response.get(F_RESPONSE_CODE, "96")
         try:

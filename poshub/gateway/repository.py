@@ -426,9 +426,15 @@ def batch_totals(session: Session, tid: str, batch_no: str) -> tuple[int, int, i
     return debit_fen, debit_count, credit_fen, credit_count
 
 
-def pending_transactions(session: Session, limit: int) -> Sequence[Row[Any]]:
+def pending_transactions(
+    session: Session, limit: int, kinds: Sequence[str] = REVERSIBLE_KINDS
+) -> Sequence[Row[Any]]:
+    """Rows still ``pending`` of the given kinds (by default the reversible ones: what
+    recovery reverses; advices left pending are resent by their terminals)."""
     return session.execute(
-        select(TXN).where(TXN.c.status == TxnStatus.PENDING.value).limit(limit)
+        select(TXN)
+        .where(TXN.c.status == TxnStatus.PENDING.value, TXN.c.kind.in_(kinds))
+        .limit(limit)
     ).all()
 
 

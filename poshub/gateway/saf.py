@@ -51,8 +51,6 @@ ACKNOWLEDGING_CODES: Final = frozenset(
 """Answers after which the network owes us nothing more for this reversal: done, never
 seen (nothing to undo), or no longer reversible (logged for manual follow-up)."""
 
-REVERSIBLE_RECOVERY_KINDS: Final = frozenset(repository.REVERSIBLE_KINDS)
-
 
 def reversal_message(row: Any, now: dt.datetime, acquirer_id: str) -> codec.Message:
     """The 0400 the network gets for a store-and-forward row."""
@@ -176,8 +174,9 @@ async def recover(gateway: Gateway) -> int:
     recovered = 0
     now = utcnow()
     while True:
+        # Only reversible kinds are read: a page full of pending advices must not hide the
+        # sales behind it.
         rows = await gateway.read(repository.pending_transactions, limits.SAF_BATCH_MAX)
-        rows = [r for r in rows if r.kind in REVERSIBLE_RECOVERY_KINDS]
         if not rows:
             return recovered
         ops: list[Op] = []

@@ -214,7 +214,9 @@ class _Connection(asyncio.Protocol):
                     self.server.stats.closed_bad_frame += 1
                     self.close()
                     return
-                if self.transport is not None and not self.closing:
+                # An empty answer: an advice the network has not answered; the terminal
+                # resends it (spec §5.4), so nothing is written and the connection stays.
+                if response and self.transport is not None and not self.closing:
                     self.transport.write(response)
                 if (
                     self.paused
