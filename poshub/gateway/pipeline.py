@@ -930,7 +930,11 @@ class Gateway:
             raise Answer(Rc.ORIGINAL_AMOUNT_WRONG)
         if original.status == TxnStatus.REVERSED:
             return await self._answer(x, Rc.APPROVED)
-        if original.status in (TxnStatus.APPROVED, TxnStatus.VOIDED, TxnStatus.PENDING) or (
+        if original.status in (TxnStatus.VOIDED, TxnStatus.COMPLETED) or original.refunded_fen:
+            # Later transactions build on it (a void, a cancel, a completion, refunds): the
+            # network refuses its reversal as well (12); those are reversed first.
+            raise Answer(Rc.INVALID_TRANSACTION)
+        if original.status in (TxnStatus.APPROVED, TxnStatus.PENDING) or (
             original.response_code is None
         ):
             if await self.read(_batch_settled, view.tid, batch_no):

@@ -712,6 +712,45 @@ def test_reversing_a_completion_gives_the_pre_auth_back(
     run(gateway_settings, demo_database, scenario)
 
 
+def test_a_reversal_of_what_later_transactions_build_on_is_12(
+    gateway_settings: Settings, demo_database: Database
+) -> None:
+    """A sale refunded or voided, a pre-auth completed: the network refuses to reverse it
+    (docs/test-cards.md), so the host must not record it as reversed either."""
+
+    async def scenario(env: Env) -> None:
+        before = env.simulator.balance_fen(CARD.pan)
+        async with env.terminal() as terminal:
+            await terminal.sign_on()
+            refunded = probes.original_of(terminal, await terminal.sale(CARD, 1_000))
+            voided = probes.original_of(terminal, await terminal.sale(CARD, 2_000))
+            held = probes.original_of(terminal, await terminal.preauth(CARD, 5_000))
+            assert (await terminal.refund(refunded, CARD, 400)).response_code == "00"
+            assert (await terminal.void(voided, CARD)).response_code == "00"
+            assert (await terminal.completion(held, CARD, 5_000)).response_code == "00"
+            codes = {}
+            for entry, kind in ((refunded, Kind.SALE), (voided, Kind.SALE), (held, Kind.PREAUTH)):
+                # The original as the terminal sent it (same STAN, amount and card).
+                sent = request(
+                    terminal, kind, card=CARD, amount_fen=entry.amount_fen, stan=entry.stan
+                )
+                reply = await _send_request(env, terminal, TerminalClient.reversal_of(sent, "98"))
+                assert reply.verifies(terminal.keys), entry.kind
+                codes[entry.rrn] = reply.code
+            await asyncio.sleep(0.2)
+        assert codes == dict.fromkeys(codes, "12")
+        assert probes.reversals_owed(env.database) == []
+        statuses = {r.rrn: r.status for r in probes.journal(env.database)}
+        assert [statuses[e.rrn] for e in (refunded, voided, held)] == [
+            "approved",
+            "voided",
+            "completed",
+        ]
+        assert before - env.simulator.balance_fen(CARD.pan) == 1_000 - 400 + 5_000
+
+    run(gateway_settings, demo_database, scenario)
+
+
 # --- Management (spec §5.2, §6, §11.10) -----------------------------------------------------------
 def test_parameter_download_and_unsupported_downloads(
     gateway_settings: Settings, demo_database: Database
