@@ -27,7 +27,7 @@ from poshub.simulators.terminal import Card, JournalEntry, Kind, SignOnRefused, 
 from poshub.terminals import hsm
 from tests.gateway import probes
 from tests.gateway.probes import Reply, request, send, spoil_mac
-from tests.gateway.support import CARD, DEMO_MID, DEMO_TID, TEST_TMK, Env, run
+from tests.gateway.support import CARD, DEMO_MID, DEMO_TID, OTHER_CARD, TEST_TMK, Env, run
 
 SIMULATOR_TIMEOUT = 5.0
 """Upper bound for the store-and-forward loop to deliver a reversal (it is woken at once)."""
@@ -473,6 +473,7 @@ def test_void_rules(gateway_settings: Settings, demo_database: Database) -> None
                 "other amount": (
                     await terminal.void(dataclasses.replace(original, amount_fen=4_201), CARD)
                 ).response_code,
+                "other card": (await terminal.void(original, OTHER_CARD)).response_code,
                 "void": (await terminal.void(original, CARD)).response_code,
                 "again": (await terminal.void(original, CARD)).response_code,
             }
@@ -480,6 +481,7 @@ def test_void_rules(gateway_settings: Settings, demo_database: Database) -> None
             "unknown STAN": "25",
             "other RRN": "22",
             "other amount": "64",
+            "other card": "22",
             "void": "00",
             "again": "12",
         }
