@@ -125,6 +125,9 @@ GATEWAY_MAC_FAILURES_BEFORE_LOCK: Final = 5
 GATEWAY_TERMINAL_CACHE_SECONDS: Final = 2.0
 """How long the gateway trusts its cached view of a terminal and merchant: a lock, a
 freeze or a parameter change takes effect within this time."""
+GATEWAY_GIL_SWITCH_SECONDS: Final = 0.001
+"""The gateway process's ``sys.setswitchinterval``: how long the journal writer may wait
+for the GIL after each SQLite call (Python's default is 5 ms)."""
 GATEWAY_JOURNAL_BATCH_MAX: Final = 512
 """Journal rows written in one group commit."""
 GATEWAY_JOURNAL_QUEUE_MAX: Final = 20_000
