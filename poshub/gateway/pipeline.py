@@ -150,6 +150,8 @@ class SessionState:
     mac_failures: int
     has_session: bool
     """Whether a ``terminal_sessions`` row exists (the first sign-on creates it)."""
+    signed_on_at: dt.datetime | None = None
+    signed_off_at: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -521,9 +523,13 @@ class Gateway:
             return await self._sign_off(x)
         if kind == TxnKind.PARAMETERS:
             return await self._parameters(x)
-        self._check_batch(x)
         if kind == TxnKind.REVERSAL:
+            # A reversal names its original's batch, which may be closed by now: that is
+            # answered by the reversal rules (12), not by re-synchronising the batch (77).
+            if x.view is None or x.view.keys is None:
+                raise Answer(Rc.SIGN_ON_AGAIN, REQUIREMENT_SIGN_ON)
             return await self._reversal(x)
+        self._check_batch(x)
         if kind == TxnKind.SETTLEMENT:
             return await self._settlement(x)
         if kind == TxnKind.BATCH_UPLOAD:
@@ -602,6 +608,10 @@ class Gateway:
                 session.keys, session.key_mode = fresh.keys, fresh.key_mode
                 session.batch_no, session.has_session = fresh.batch_no, fresh.has_session
                 session.mac_failures = fresh.mac_failures
+                session.signed_on_at, session.signed_off_at = (
+                    fresh.signed_on_at,
+                    fresh.signed_off_at,
+                )
         view = TerminalView(
             tid=tid,
             terminal_id=record.terminal_id,
@@ -626,6 +636,8 @@ class Gateway:
             batch_no=row.batch_no,
             mac_failures=row.mac_failures,
             has_session=True,
+            signed_on_at=row.signed_on_at,
+            signed_off_at=row.signed_off_at,
         )
 
     async def reload_session(self, tid: str) -> None:
@@ -730,7 +742,11 @@ class Gateway:
 
         await self._loop.run_in_executor(self._reads, lock)
         view.terminal_status = TerminalStatus.LOCKED.value
-        log.warning("terminal %s locked after %d MAC failures", view.tid, view.mac_failures)
+        # The lock is the consequence of these failures; once staff unlock the terminal it
+        # starts counting afresh (else its next single bad MAC would lock it again).
+        failures, view.mac_failures = view.mac_failures, 0
+        await self.journal.write([self._session_op(view)])
+        log.warning("terminal %s locked after %d MAC failures", view.tid, failures)
 
     def _check_batch(self, x: Exchange) -> None:
         view = x.view
@@ -754,8 +770,10 @@ class Gateway:
                 "pik_kcv": hsm.kcv(keys.pik) if keys is not None else None,
                 "mak_kcv": hsm.kcv(keys.mak) if keys is not None else None,
                 "batch_no": view.batch_no,
-                "signed_on_at": signed_on_at,
-                "signed_off_at": signed_off_at,
+                # Every write of the session carries both times, so that saving a batch
+                # change or a MAC count never erases when the terminal signed on.
+                "signed_on_at": signed_on_at or view.session.signed_on_at,
+                "signed_off_at": signed_off_at or view.session.signed_off_at,
                 "mac_failures": view.mac_failures,
                 "last_mac_failure_at": None,
                 "updated_at": now or self.clock(),
@@ -778,6 +796,7 @@ class Gateway:
         if not view.has_session:
             ops.append(self._batch_insert(view.tid, view.batch_no, x.received_at))
         view.keys, view.key_mode, view.mac_failures, view.has_session = keys, mode, 0, True
+        view.session.signed_on_at, view.session.signed_off_at = x.received_at, None
         ops.append(self._session_op(view, signed_on_at=x.received_at, now=x.received_at))
         x.extra[F_RESERVED_62] = field62.hex().upper()
         x.extra[F_RESERVED_60] = identified.f60.with_batch(view.batch_no).text()
@@ -801,6 +820,7 @@ class Gateway:
         view = x.view
         assert view is not None
         view.keys = None
+        view.session.signed_off_at = x.received_at
         return await self._answer(
             x,
             Rc.APPROVED,
@@ -937,7 +957,7 @@ class Gateway:
         if original.status in (TxnStatus.APPROVED, TxnStatus.PENDING) or (
             original.response_code is None
         ):
-            if await self.read(_batch_settled, view.tid, batch_no):
+            if batch_no != view.batch_no or await self.read(_batch_settled, view.tid, batch_no):
                 # The batch's totals were agreed at settlement (0510): no longer undone
                 # here, left for manual follow-up (spec §11.9, §5.5).
                 raise Answer(Rc.INVALID_TRANSACTION)

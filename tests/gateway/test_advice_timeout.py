@@ -37,3 +37,22 @@ def test_an_unanswered_refund_gets_no_answer_and_stays_pending(
     assert refund.status == "pending"
     assert refund.upstream == "timeout"
     assert refund.response_code == "98"  # recorded for staff; never sent to the terminal
+
+
+def test_the_session_keeps_its_sign_on_time_across_later_writes(
+    gateway_settings: Settings, demo_database: Database
+) -> None:
+    async def scenario(env: Env) -> None:
+        async with env.terminal() as terminal:
+            await terminal.sign_on()
+            await terminal.sale(CARD, 100)
+            await terminal.settle()  # closes the batch: the session is written again
+
+    run(gateway_settings, demo_database, scenario)
+    from poshub.gateway.models import TerminalSession
+
+    table = table_of(TerminalSession)
+    with demo_database.unit_of_work(read_only=True) as uow:
+        session = uow.session.execute(select(table)).one()
+    assert session.signed_on_at is not None
+    assert session.batch_no == "000002"
