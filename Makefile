@@ -34,9 +34,11 @@ types: $(DEV_STAMP)
 	$(BIN)/mypy poshub tests bench
 
 # The whole suite except tests marked slow; runs against SQLite always and against
-# PostgreSQL too when POSHUB_TEST_POSTGRES_URL is set.
+# PostgreSQL too when POSHUB_TEST_POSTGRES_URL is set. Two xdist workers, one per core of
+# the CI machine: every worker has its own SQLite files and PostgreSQL schema, and live
+# servers take a free port.
 test: lint types
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -p xdist -n 2 -m "not slow"
 
 test-slow: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m slow

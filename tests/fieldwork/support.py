@@ -23,7 +23,8 @@ from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals import service as terminal_service
-from tests.factories import create_and_submit, login, sign_contract
+from tests import factories
+from tests.factories import sign_contract
 
 SECOND_TECHNICIAN = "tech2"
 SECOND_TECHNICIAN_PASSWORD = "Str0ng-Secret-2hcet!"
@@ -38,16 +39,8 @@ class Site:
 
 
 def approved_merchant(client: TestClient) -> str:
-    """A merchant approved by the reviewer through the API; returns its MID."""
-    created = create_and_submit(client)
-    csrf = login(client, "reviewer")
-    base = f"/api/v1/review/applications/{created['id']}"
-    assert client.post(f"{base}/claim", headers=csrf).status_code == 200
-    response = client.post(f"{base}/approve", headers=csrf, json={"note": "Fieldwork tests."})
-    assert response.status_code == 200, response.text
-    client.post("/api/v1/auth/logout", headers=csrf)
-    client.cookies.clear()
-    mid: str = response.json()["mid"]
+    """A merchant approved by the reviewer (tests.factories.approved_merchant); its MID."""
+    _, mid = factories.approved_merchant(client)
     return mid
 
 

@@ -7,16 +7,12 @@ tested without waiting; the HTTP tests check what a person at the login form see
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Iterator
 
-import pytest
 from fastapi.testclient import TestClient
 
 from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.errors import Unauthorized
-from poshub.staff import passwords
 from poshub.staff import service as staff_service
 from poshub.staff.service import INVALID_LOGIN, LOCKED, Principal
 from tests.factories import STAFF, login
@@ -26,14 +22,6 @@ LOCK = dt.timedelta(minutes=limits.LOCKOUT_MINUTES)
 IDLE = dt.timedelta(minutes=limits.SESSION_IDLE_MINUTES)
 RIGHT = STAFF["reviewer"][0]
 WRONG = "Not-the-password-1!"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_password_checks() -> Iterator[None]:
-    """The same few password checks over and over: verify each pair once (argon2 is slow)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passwords, "verify_password", functools.cache(passwords.verify_password))
-        yield
 
 
 def attempt(

@@ -9,7 +9,6 @@ a fresh client, and a case that changes data works on data of its own.
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,6 @@ from poshub.core.db import Database, make_engine
 from poshub.core.roles import Role
 from poshub.core.settings import Mode, Settings
 from poshub.notify.adapters import MemoryNotifier
-from poshub.staff import passwords
 from poshub.web.app import create_app
 from poshub.web.deps import Access
 from poshub.web.security import (
@@ -45,7 +43,15 @@ from tests.conftest import (
     migrated_postgres_schema,
     seed_reference_data,
 )
-from tests.factories import PNG, STAFF, bearer, create, create_and_submit, login
+from tests.factories import (
+    PNG,
+    STAFF,
+    bearer,
+    create,
+    create_and_submit,
+    login,
+    submitted_application,
+)
 
 # --- The route table ------------------------------------------------------------------
 
@@ -210,14 +216,6 @@ class World:
     the applicant contract routes are read through it."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_password_checks() -> Iterator[None]:
-    """Hundreds of logins with the same few passwords: verify each pair once (argon2 is slow)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passwords, "verify_password", functools.cache(passwords.verify_password))
-        yield
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -301,12 +299,20 @@ def _blacklist_entry(client: TestClient) -> int:
     return entry_id
 
 
-@pytest.fixture
-def web(world: World) -> Iterator[TestClient]:
-    """A fresh browser on the shared app: no cookies but English pages; redirects not followed."""
+@pytest.fixture(scope="module")
+def _web_client(world: World) -> Iterator[TestClient]:
+    # One client for the module's ~1000 cases: opening one costs ~7 ms (its event loop
+    # thread and the app's lifespan), and only its cookie jar makes it a browser.
     with TestClient(world.app, base_url="http://testserver", follow_redirects=False) as client:
-        client.cookies.set(LANG_COOKIE, "en")
         yield client
+
+
+@pytest.fixture
+def web(_web_client: TestClient) -> TestClient:
+    """A fresh browser on the shared app: no cookies but English pages; redirects not followed."""
+    _web_client.cookies.clear()
+    _web_client.cookies.set(LANG_COOKIE, "en")
+    return _web_client
 
 
 # --- Making a plausible request to any endpoint ------------------------------------------
@@ -424,7 +430,7 @@ def send(
 
 def fresh_claimed_application(client: TestClient, csrf: dict[str, str]) -> str:
     """A new submitted application, claimed by whoever is logged in on ``client``."""
-    created = create_and_submit(client)
+    created = submitted_application(client)
     response = client.post(f"/api/v1/review/applications/{created['id']}/claim", headers=csrf)
     assert response.status_code == 200, response.text
     application_id: str = created["id"]

@@ -22,7 +22,7 @@ from poshub.core.db import utcnow
 from poshub.merchants import repository as merchant_repository
 from poshub.terminals import repository, service, tms
 from poshub.terminals.models import Device, DeviceStatus
-from tests.factories import create_and_submit, login, sign_contract
+from tests.factories import approved_merchant, login, sign_contract
 
 MODEL = "SMART-A8"
 SERIAL = "SN-TMS-000001"
@@ -47,19 +47,7 @@ class Fleet:
 
 
 def _approved_merchant(client: TestClient) -> str:
-    created = create_and_submit(client)
-    csrf = login(client, "reviewer")
-    claimed = client.post(f"/api/v1/review/applications/{created['id']}/claim", headers=csrf)
-    assert claimed.status_code == 200, claimed.text
-    approved = client.post(
-        f"/api/v1/review/applications/{created['id']}/approve",
-        headers=csrf,
-        json={"note": "TMS tests."},
-    )
-    assert approved.status_code == 200, approved.text
-    client.post("/api/v1/auth/logout", headers=csrf)
-    client.cookies.clear()
-    mid: str = approved.json()["mid"]
+    _, mid = approved_merchant(client)
     return mid
 
 
