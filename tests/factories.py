@@ -194,7 +194,7 @@ def submitted_application(client: TestClient, **overrides: Any) -> dict[str, Any
 def approved_merchant(client: TestClient, **overrides: Any) -> tuple[dict[str, Any], str]:
     """An application approved by ``reviewer``, with its merchant: (what creating it over
     HTTP answers, MID). Like :func:`submitted_application`, through the services in one
-    transaction (claim and approval included); the client is left logged out."""
+    transaction (claim and approval included); the client's cookies are left as they were."""
     state = _state(client)
     now = utcnow()
     with state.db.unit_of_work() as uow:
