@@ -113,20 +113,8 @@ UNDOES: Final = frozenset({TxnKind.VOID, TxnKind.PREAUTH_CANCEL, TxnKind.COMPLET
 """Requests whose approval sets their original to ``voided`` (and whose reversal puts the
 original back to ``approved``)."""
 
-FORWARDED_KINDS: Final = frozenset(
-    {
-        TxnKind.BALANCE,
-        TxnKind.SALE,
-        TxnKind.QR_SALE,
-        TxnKind.VOID,
-        TxnKind.REFUND,
-        TxnKind.PREAUTH,
-        TxnKind.PREAUTH_CANCEL,
-        TxnKind.COMPLETION,
-        TxnKind.COMPLETION_VOID,
-        TxnKind.COMPLETION_ADVICE,
-    }
-)
+FORWARDED_KINDS: Final = classify.FINANCIAL | {TxnKind.BALANCE}
+"""What goes to the network: every financial request and the balance inquiry."""
 
 PROVISIONING_KINDS: Final = frozenset(
     {TxnKind.SIGN_ON, TxnKind.SIGN_OFF, TxnKind.ECHO, TxnKind.PARAMETERS, TxnKind.SALE,

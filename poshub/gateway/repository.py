@@ -212,41 +212,8 @@ class TerminalRecord:
 
 
 def terminal_record(session: Session, tid: str) -> TerminalRecord | None:
-    row = session.execute(
-        select(
-            Terminal.id,
-            Terminal.tid,
-            Terminal.status,
-            Merchant.mid,
-            Merchant.status,
-            Merchant.business_name,
-        )
-        .join(Merchant, Merchant.id == Terminal.merchant_id)
-        .where(Terminal.tid == tid)
-    ).first()
-    if row is None:
-        return None
-    params = session.execute(
-        select(TmsParameterSet.params)
-        .where(TmsParameterSet.terminal_id == row[0])
-        .order_by(TmsParameterSet.version.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    key_block = session.execute(
-        select(TerminalKey.key_block).where(
-            TerminalKey.terminal_id == row[0], TerminalKey.retired_at.is_(None)
-        )
-    ).scalar_one_or_none()
-    return TerminalRecord(
-        terminal_id=row[0],
-        tid=row[1],
-        terminal_status=row[2],
-        mid=row[3],
-        merchant_status=row[4],
-        merchant_name=(params or {}).get("receipt_name_zh") or row[5],
-        params=dict(params or {}),
-        key_block=key_block,
-    )
+    """What the gateway needs to know about one terminal (see ``terminal_records``)."""
+    return terminal_records(session, [tid]).get(tid)
 
 
 TERMINAL_REFRESH_CHUNK: Final = 500
