@@ -90,7 +90,7 @@ def payload(kind: str = "individual_business", **overrides: Any) -> dict[str, An
             "account_number": card_number(),
         },
         "expected_monthly_volume_fen": 30_000_000,
-        "terminals": [{"model_code": "SMART-A8", "count": 1}],
+        "terminals": [{"model_code": "SMART-A8", "count": 3}],
     }
     for key, value in overrides.items():
         if value is _DROP:
@@ -366,7 +366,10 @@ def sign_contract(state: AppState, mid: str) -> None:
                 account_name=merchant.account_name,
                 account_number_enc=merchant.account_number_enc,
                 account_number_masked=merchant.account_number_masked,
-                terms={"merchant_address": "安徽省合肥市蜀山区长江西路 100 号"},
+                terms={
+                    "merchant_address": "安徽省合肥市蜀山区长江西路 100 号",
+                    "terminals": [["智能POS", "Smart POS", 3]],
+                },
                 pdf_sha256="0" * 64,
                 pdf_size_bytes=0,
                 generated_at=now,

@@ -105,6 +105,15 @@ def device_of(session: Session, terminal_id: int) -> Device | None:
     ).scalar_one_or_none()
 
 
+def open_terminal_count(session: Session, merchant_id: int) -> int:
+    """Terminals of the merchant not closed: what its contract's terminal count covers."""
+    return session.execute(
+        select(func.count())
+        .select_from(Terminal)
+        .where(Terminal.merchant_id == merchant_id, Terminal.status != "closed")
+    ).scalar_one()
+
+
 def active_terminal_count(session: Session, merchant_id: int) -> int:
     return session.execute(
         select(func.count())

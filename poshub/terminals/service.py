@@ -144,6 +144,19 @@ def allocate(
             mid=merchant.mid,
         )
     device = _device_in_stock(session, serial_number)
+    allowed = sum(int(line[2]) for line in contract.terms.get("terminals", []))
+    if repository.open_terminal_count(session, merchant.id) >= allowed:
+        # The contract fixes how many terminals the merchant rents (R5); more needs an
+        # amendment, not a quiet allocation.
+        raise Conflict(
+            N_(
+                "Merchant {mid}'s contract allows {allowed} terminals and all are allocated: "
+                "amend the contract before allocating another."
+            ),
+            code="contract_terminal_limit",
+            mid=merchant.mid,
+            allowed=str(allowed),
+        )
     tid = ids.make_tid(take_next(session, ids.TID_SEQUENCE_NAME, maximum=ids.TID_MAX))
     terminal = Terminal(
         tid=tid,
