@@ -568,12 +568,20 @@ class Gateway:
         return len(records)
 
     async def _refresh_forever(self) -> None:
+        assert self._loop is not None
         while True:
             await asyncio.sleep(limits.GATEWAY_TERMINAL_CACHE_SECONDS)
             try:
                 await self.refresh_views()
             except Exception:  # the database is away: keep the last known view, retry
                 log.exception("refreshing terminal views failed")
+            try:
+                # Keep SQLite's WAL short from outside the writer: otherwise a committing
+                # journal write copies tens of MB back when the WAL reaches the automatic
+                # checkpoint, and every answer waiting on that commit waits with it.
+                await self._loop.run_in_executor(self._reads, self.database.checkpoint)
+            except Exception:
+                log.exception("WAL checkpoint failed")
 
     async def _load_view(self, tid: str, *, reload_session: bool = False) -> TerminalView | None:
         """Read the terminal, its merchant and parameters again. The session is read from
