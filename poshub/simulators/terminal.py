@@ -34,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from poshub.core.i18n import translations
 from poshub.gateway import codec
 from poshub.gateway.codec import FrameError, Message, MessageFormatError
 from poshub.gateway.constants import (
@@ -109,6 +110,7 @@ from poshub.gateway.fields import (
     parse_balance54,
     parse_tlv,
 )
+from poshub.gateway.response_codes import UNKNOWN_RESPONSE_CODE, response_code_meaning
 from poshub.terminals import hsm
 
 if TYPE_CHECKING:
@@ -284,55 +286,14 @@ PROFILES: Final[dict[Kind, _Profile]] = {
 
 
 # --- Response codes for people (spec §9) -----------------------------------------------------
-RESPONSE_TEXT: Final[dict[str, tuple[str, str]]] = {
-    "00": ("承兑或交易成功", "Approved"),
-    "01": ("请持卡人与发卡银行联系", "Refer to card issuer"),
-    "03": ("无效商户", "Invalid merchant"),
-    "04": ("没收卡", "Pick up card"),
-    "05": ("身份认证失败 / 不予承兑", "Do not honour"),
-    "10": ("部分承兑", "Partial approval"),
-    "12": ("无效交易", "Invalid transaction"),
-    "13": ("无效金额", "Invalid amount"),
-    "14": ("无效卡号", "Invalid card number"),
-    "15": ("无此发卡方", "No such issuer"),
-    "21": ("卡未初始化 / 睡眠卡", "Card not initialised or dormant"),
-    "22": ("故障怀疑，关联交易错误", "Related-transaction data do not match"),
-    "25": ("找不到原始交易", "Original transaction not found"),
-    "30": ("报文格式错误", "Format error"),
-    "33": ("过期的卡（没收）", "Expired card, pick up"),
-    "34": ("有作弊嫌疑（没收）", "Suspected fraud, pick up"),
-    "40": ("请求的功能尚不支持", "Function not supported"),
-    "41": ("挂失卡（没收）", "Lost card, pick up"),
-    "43": ("被窃卡（没收）", "Stolen card, pick up"),
-    "45": ("不允许降级交易，请使用芯片", "Fallback not allowed; use the chip"),
-    "51": ("资金不足", "Insufficient funds"),
-    "54": ("过期的卡", "Expired card"),
-    "55": ("密码错", "Incorrect PIN"),
-    "57": ("不允许持卡人进行的交易", "Transaction not permitted to cardholder"),
-    "58": ("不允许终端进行的交易", "Transaction not permitted to terminal"),
-    "59": ("有作弊嫌疑 / 卡片校验错", "Suspected fraud / card verification error"),
-    "61": ("超出金额限制", "Exceeds amount limit"),
-    "62": ("受限制的卡", "Restricted card"),
-    "64": ("原始金额错误", "Original amount incorrect"),
-    "65": ("超出消费次数限制", "Exceeds frequency limit"),
-    "75": ("允许的输入PIN次数超限", "PIN tries exceeded"),
-    "77": ("请重新签到", "Sign on again"),
-    "90": ("正在日终处理", "Cut-off in progress, retry later"),
-    "91": ("发卡方状态不正常", "Issuer or switch inoperative"),
-    "92": ("金融机构或中间网络设施找不到或无法达到", "Institution or network unreachable"),
-    "94": ("重复交易", "Duplicate transmission"),
-    "96": ("交换中心异常 / 系统故障", "System malfunction"),
-    "97": ("POS终端号找不到", "Terminal ID not registered"),
-    "98": ("收不到发卡方应答", "Issuer timeout"),
-    "99": ("PIN格式错", "PIN block format error"),
-    "A0": ("MAC校验错", "MAC verification failed: sign on again"),
-}
 
 
 def describe_response(code: str) -> str:
-    """``51 资金不足 / Insufficient funds``: the code with its meaning in both languages."""
-    chinese, english = RESPONSE_TEXT.get(code, ("未知应答码", "Unknown response code"))
-    return f"{code} {chinese} / {english}"
+    """``51 资金不足 / Insufficient funds``: the code with its meaning in both languages,
+    from the table staff see (``poshub.gateway.response_codes``), so the slip and the back
+    office never disagree."""
+    english = response_code_meaning(code) or UNKNOWN_RESPONSE_CODE
+    return f"{code} {translations('zh_CN').gettext(english)} / {english}"
 
 
 # --- Errors -------------------------------------------------------------------------------------
