@@ -1166,7 +1166,6 @@ class Gateway:
         assert view is not None
         assert identified is not None
         kind = identified.kind
-        request = x.request
         if kind in VOIDABLE or kind in (
             TxnKind.REFUND,
             TxnKind.PREAUTH_CANCEL,
@@ -1182,20 +1181,7 @@ class Gateway:
                 else Rc.DO_NOT_HONOUR
             )
         upstream = self._network_request(x)
-        if F_PIN_BLOCK in request:
-            if x.pan is None:
-                raise Answer(Rc.FORMAT_ERROR)
-            try:
-                upstream[F_PIN_BLOCK] = (
-                    view.keys.translate_pin(  # type: ignore[union-attr]
-                        bytes.fromhex(request[F_PIN_BLOCK]), x.pan, self.zpk
-                    )
-                    .hex()
-                    .upper()
-                )
-            except PinError as error:
-                raise Answer(error.code) from None
-            upstream[F_SECURITY_CONTROL] = "2600000000000000"
+        self._translate_pin(x, upstream)
         if not resend:
             sequence = int(x.rrn)
             x.network_stan = network_stan_of(sequence)
@@ -1239,11 +1225,7 @@ class Gateway:
             await self._finish(x, Rc.ISSUER_TIMEOUT, status=TxnStatus.PENDING)
             return NO_ANSWER
         x.upstream = "answered"
-        code_text = response.get(F_RESPONSE_CODE, "96")
-        try:
-            code = Rc(code_text)
-        except ValueError:
-            code = Rc.SYSTEM_MALFUNCTION
+        code = _network_code(response)
         x.auth_code = response.get(F_AUTH_CODE)
         if F_BALANCE in response:
             x.extra[F_BALANCE] = response[F_BALANCE]
@@ -1262,23 +1244,29 @@ class Gateway:
             return await self._finish(x, code, status=TxnStatus.APPROVED)
         return await self._finish(x, code, status=TxnStatus.DECLINED)
 
+    def _translate_pin(self, x: Exchange, upstream: codec.Message) -> None:
+        """Field 52 from the terminal's PIK to the network's zone PIN key (99 when the block
+        is malformed); a PIN block without a card number to bind it to is a format error."""
+        block = x.request.get(F_PIN_BLOCK)
+        if block is None:
+            return
+        keys = x.view.keys if x.view is not None else None
+        if x.pan is None or keys is None:
+            raise Answer(Rc.FORMAT_ERROR)
+        try:
+            upstream[F_PIN_BLOCK] = (
+                keys.translate_pin(bytes.fromhex(block), x.pan, self.zpk).hex().upper()
+            )
+        except PinError as error:
+            raise Answer(error.code) from None
+        upstream[F_SECURITY_CONTROL] = "2600000000000000"
+
     async def _forward_and_answer(self, x: Exchange) -> bytes:
         """Balance inquiry: forwarded, journalled, no financial effect, never repeated."""
         view = x.view
         assert view is not None
         upstream = self._network_request(x)
-        if F_PIN_BLOCK in x.request and x.pan is not None:
-            try:
-                upstream[F_PIN_BLOCK] = (
-                    view.keys.translate_pin(  # type: ignore[union-attr]
-                        bytes.fromhex(x.request[F_PIN_BLOCK]), x.pan, self.zpk
-                    )
-                    .hex()
-                    .upper()
-                )
-            except PinError as error:
-                raise Answer(error.code) from None
-            upstream[F_SECURITY_CONTROL] = "2600000000000000"
+        self._translate_pin(x, upstream)
         x.network_stan = network_stan_of(int(x.rrn))
         upstream[F_STAN] = x.network_stan
         upstream[F_RRN] = x.rrn
@@ -1294,11 +1282,7 @@ class Gateway:
         x.upstream = "answered"
         if F_BALANCE in response:
             x.extra[F_BALANCE] = response[F_BALANCE]
-        code_text = response.get(F_RESPONSE_CODE, "96")
-        try:
-            code = Rc(code_text)
-        except ValueError:
-            code = Rc.SYSTEM_MALFUNCTION
+        code = _network_code(response)
         return await self._answer(x, code)
 
     async def _find_original(self, x: Exchange) -> None:
@@ -1680,6 +1664,14 @@ class _RowView:
 def _condition_of(row: Any) -> str:
     return "06" if row.kind in (TxnKind.PREAUTH, TxnKind.PREAUTH_CANCEL, TxnKind.COMPLETION,
                                 TxnKind.COMPLETION_VOID, TxnKind.COMPLETION_ADVICE) else "00"  # fmt: skip
+
+
+def _network_code(response: codec.Message) -> Rc:
+    """The network's field 39; a code outside §9 (or none) counts as a system malfunction."""
+    try:
+        return Rc(response.get(F_RESPONSE_CODE, Rc.SYSTEM_MALFUNCTION.value))
+    except ValueError:
+        return Rc.SYSTEM_MALFUNCTION
 
 
 def _amount(request: codec.Message) -> int | None:
