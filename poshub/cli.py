@@ -116,7 +116,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    return run_gateway(settings, workers=args.workers)
+    try:
+        return run_gateway(settings, workers=args.workers)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(
+            f"gateway: cannot listen on {settings.gateway_host}:{settings.gateway_port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -181,3 +181,22 @@ def test_demo_without_a_cjk_font_says_which_package_to_install(
     monkeypatch.setenv("POSHUB_CJK_FONT", str(tmp_path / "no-such-font.ttc"))
     assert main(["--data-dir", str(tmp_path), "demo", "--no-serve"]) == 1
     assert "fonts-noto-cjk" in capsys.readouterr().err
+
+
+def test_gateway_on_a_taken_port_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from poshub.cli import main
+
+    monkeypatch.setenv("POSHUB_MODE", "test")
+    monkeypatch.setenv("POSHUB_KEK", "11" * 32)
+    monkeypatch.setenv("POSHUB_NETWORK_PORT", "1")
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--data-dir", str(tmp_path), "gateway", "--port", str(port)]) == 1
+    assert f"gateway: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection
@@ -74,7 +74,6 @@ class JournalStats:
     failures: int = 0
     largest_group: int = 0
     commit_seconds: float = 0.0
-    group_sizes: dict[int, int] = field(default_factory=dict)
 
 
 class Journal:

@@ -636,11 +636,6 @@ class Gateway:
             signed_off_at=row.signed_off_at,
         )
 
-    async def reload_session(self, tid: str) -> None:
-        """Forget what this process knows of a terminal's session (another gateway
-        process may have signed it on): the next request reads it again."""
-        self._views.pop(tid, None)
-
     def _seal(self, tid: str, keys: WorkingKeys) -> bytes:
         return self.vault.encrypt(keys.serialise().hex(), context=f"terminal-session:{tid}")
 
@@ -991,10 +986,10 @@ class Gateway:
                 )
             )
         if original.upstream != "none" and original.network_stan:
-            ops.append(self._saf_op(original, reason=reason, now=now))
+            ops.append(self.saf_op(original, reason=reason, now=now))
         return ops
 
-    def _saf_op(self, original: Any, *, reason: str, now: dt.datetime) -> Op:
+    def saf_op(self, original: Any, *, reason: str, now: dt.datetime) -> Op:
         """The reversal owed to the network for ``original`` (a journal row or a
         ``_RowView``), as a store-and-forward row."""
         self.stats.reversals_queued += 1
@@ -1422,9 +1417,7 @@ class Gateway:
                     )
                 )
         if reverse_upstream is not None:
-            ops.append(
-                self._saf_op(_RowView.of(self, x), reason=reverse_upstream, now=self.clock())
-            )
+            ops.append(self.saf_op(_RowView.of(x), reason=reverse_upstream, now=self.clock()))
         return await self._answer(
             x, code, ops=ops, finish=True, wake_saf=reverse_upstream is not None
         )
@@ -1632,7 +1625,7 @@ class _RowView:
     amount_fen: int | None
 
     @classmethod
-    def of(cls, gateway: Gateway, x: Exchange) -> _RowView:
+    def of(cls, x: Exchange) -> _RowView:
         request = x.request
         return cls(
             rrn=x.rrn,

@@ -203,7 +203,7 @@ async def recover(gateway: Gateway) -> int:
                 )
             )
             if row.network_stan:
-                ops.append(gateway._saf_op(row, reason="98", now=now))
+                ops.append(gateway.saf_op(row, reason="98", now=now))
         await gateway.journal.write(ops)
         recovered += len(rows)
         log.warning("recovered %d forwarded, unanswered requests: reversals queued", len(rows))
