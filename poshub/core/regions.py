@@ -150,6 +150,38 @@ def _describe(region: Region) -> str:
     return f"{prefix}{region.county} ({region.code})"
 
 
+def display_name(code: str) -> str | None:
+    """A code as people say it: ``'340104'`` → 合肥市蜀山区, ``'3401'`` (a MID area code) →
+    安徽省合肥市, ``'110101'`` → 北京市东城区; None for a code not in force.
+
+    Staff read places, not six digits, and the prefecture is what tells two districts of
+    the same name apart (南京市鼓楼区, 徐州市鼓楼区).
+    """
+    cleaned = _clean(code)
+    if re.fullmatch(r"[0-9]{4}", cleaned):
+        prefecture = _table().get(cleaned + "00")
+        province = _province_name(cleaned[:2])
+        if province is None:
+            return None
+        return province + (prefecture.county if prefecture is not None else "")
+    region = lookup(cleaned)
+    if region is None:
+        return None
+    prefecture = _table().get(region.area_code + "00")
+    if prefecture is region:
+        return region.province + region.county
+    prefix = prefecture.county if prefecture is not None else region.province
+    return prefix + region.county
+
+
+@functools.cache
+def _province_name(digits: str) -> str | None:
+    for region in _table().values():
+        if region.code.startswith(digits):
+            return region.province
+    return None
+
+
 def find(province: str, district: str) -> list[Region]:
     """Units in force named ``district`` in ``province`` (suffix 省/市/自治区 optional)."""
     return list(_by_name().get((_province_key(province), _clean(district)), ()))

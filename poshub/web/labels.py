@@ -168,6 +168,71 @@ ROLE_LABELS = {
     "merchant": N_("Merchant"),
 }
 
+AUDIT_ACTION_LABELS = {
+    "application.created": N_("Application started"),
+    "application.updated": N_("Application changed by the applicant"),
+    "application.document_added": N_("Document uploaded"),
+    "application.submitted": N_("Application submitted"),
+    "application.checks_run": N_("Automated checks run"),
+    "application.checks_rerun": N_("Automated checks run again"),
+    "application.claimed": N_("Taken into review"),
+    "application.edited": N_("Corrected by reviewer"),
+    "application.info_requested": N_("More information requested"),
+    "application.answered": N_("Applicant answered"),
+    "application.approved": N_("Application approved"),
+    "application.rejected": N_("Application rejected"),
+    "application.sla_breached": N_("Review deadline breached"),
+    "blacklist.added": N_("Added to the blacklist"),
+    "blacklist.removed": N_("Removed from the blacklist"),
+    "merchant.created": N_("Merchant created"),
+    "merchant.live": N_("Merchant went live"),
+    "contract.generated": N_("Contract prepared"),
+    "contract.signed_by_merchant": N_("Contract signed by the merchant"),
+    "contract.countersigned": N_("Contract countersigned"),
+    "contract.withdrawn": N_("Contract withdrawn"),
+    "inventory.stock_in": N_("Devices taken into stock"),
+    "device.shipped": N_("Device shipped"),
+    "device.installed": N_("Device installed"),
+    "device.activated": N_("Device activated"),
+    "terminal.allocated": N_("Terminal allocated"),
+    "terminal.activated": N_("Terminal activated"),
+    "terminal.device_swapped": N_("Terminal device swapped"),
+    "terminal.key_exported": N_("Terminal key exported"),
+    "terminal.locked": N_("Terminal locked"),
+    "terminal.unlocked": N_("Terminal unlocked"),
+    "terminal.parameters_changed": N_("Terminal parameters changed"),
+    "work_order.created": N_("Work order created"),
+    "work_order.photo_added": N_("Work order photo added"),
+    "work_order.sla_breached": N_("Work order deadline breached"),
+    "staff.created": N_("Staff account created"),
+    "staff.login": N_("Staff login"),
+    "staff.locked": N_("Staff account locked"),
+}
+"""Every audit action PosHub records (tests/web/test_labels.py scans the source for them)."""
+AUDIT_ENTITY_LABELS = {
+    "application": N_("Application"),
+    "blacklist": N_("Blacklist"),
+    "blacklist_entry": N_("Blacklist entry"),
+    "merchant": N_("Merchant"),
+    "contract": N_("Contract"),
+    "inventory": N_("Inventory"),
+    "stock_batch": N_("Stock-in batch"),
+    "device": N_("Device"),
+    "terminal": N_("Terminal"),
+    "work_order": N_("Work order"),
+    "staff": N_("Staff account"),
+    "staff_user": N_("Staff account"),
+}
+"""Entity types of audit entries; an action missing above is shown by its entity."""
+ACTOR_KIND_LABELS = {
+    "staff": N_("Staff"),
+    "applicant": N_("Applicant"),
+    "merchant": N_("Merchant"),
+    "system": N_("System"),
+}
+"""Every ``core.audit.ActorKind``."""
+
+
 TEMPLATE_GLOBALS = {
     "ROLE_LABELS": ROLE_LABELS,
     "DOCUMENT_LABELS": {k.value: v for k, v in DOCUMENT_LABELS.items()},
@@ -192,4 +257,7 @@ TEMPLATE_GLOBALS = {
     "SETTLEMENT_RESULT_LABELS": SETTLEMENT_RESULT_LABELS,
     "KEY_MODE_LABELS": KEY_MODE_LABELS,
     "RESPONSE_CODE_LABELS": RESPONSE_CODE_LABELS,
+    "AUDIT_ACTION_LABELS": AUDIT_ACTION_LABELS,
+    "AUDIT_ENTITY_LABELS": AUDIT_ENTITY_LABELS,
+    "ACTOR_KIND_LABELS": ACTOR_KIND_LABELS,
 }

@@ -12,6 +12,8 @@ from fastapi.templating import Jinja2Templates
 
 from poshub.core.clock import local_time
 from poshub.core.money import format_fen
+from poshub.core.regions import display_name as region_name
+from poshub.web import roles as route_roles
 from poshub.web.deps import app_state, request_locale, request_translator
 from poshub.web.labels import TEMPLATE_GLOBALS
 from poshub.web.security import CSRF_COOKIE, csrf_token_for, new_csrf_cookie
@@ -26,9 +28,22 @@ def _format_datetime(value: dt.datetime | None) -> str:
     return local_time(value).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
+def _region(code: str | None) -> str:
+    """合肥市蜀山区 for 340104: staff read places, not GB/T 2260 digits."""
+    if not code:
+        return ""
+    return region_name(code) or code
+
+
 templates.env.filters["fen"] = format_fen
 templates.env.filters["local"] = _format_datetime
+templates.env.filters["region"] = _region
 templates.env.globals.update(TEMPLATE_GLOBALS)
+# The role sets the routes declare, so that a menu entry or a button shows only to whom
+# the route behind it admits (base.html): the page and the route read the same tuple.
+templates.env.globals.update(
+    {name: value for name, value in vars(route_roles).items() if name.isupper()}
+)
 
 
 def csrf_token(request: Request) -> str:
