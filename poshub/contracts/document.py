@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 Language = Literal["zh", "en"]
+MerchantKind = Literal["individual", "individual_business", "enterprise"]
 SettlementCycle = Literal["D0", "T1"]
 BackupFrequency = Literal["realtime", "daily", "weekly"]
 
@@ -100,6 +101,12 @@ class Merchant:
     mobile_masked: str
     representative: str | None = None
     """Legal representative or operator (法定代表人/经营者), if it should be named."""
+    kind: MerchantKind | None = None
+    """The applicant kind. Set, it decides how Party B is named and which clauses follow
+    the kind (PBOC 2013 No. 9): a business (个体工商户, enterprise) is Party B under its
+    business name (商户名称) with its legal representative or operator beside it, an
+    individual is the person. ``None`` (contracts generated before kinds were recorded)
+    keeps the earlier wording, so a signed version re-renders as it was signed."""
 
 
 class TerminalLine(NamedTuple):
@@ -550,16 +557,7 @@ def _build(terms: ContractTerms) -> _Document:
         if m.identifier_kind == "uscc"
         else say("居民身份证号码", "Resident identity card No.")
     )
-    merchant_rows: tuple[tuple[str, str], ...] = (
-        (say("商户名称", "Registered name"), m.legal_name),
-        (say("经营名称", "Trading name"), m.business_name),
-        (say("商户编号", "Merchant ID (MID)"), m.mid),
-        (identifier_label, m.identifier_masked),
-    )
-    if m.representative:
-        merchant_rows += (
-            (say("法定代表人/经营者", "Legal representative / operator"), m.representative),
-        )
+    merchant_rows = _merchant_rows(m, say, identifier_label)
     merchant_rows += (
         (say("经营地址", "Business address"), m.address),
         (say("联系电话", "Mobile phone"), m.mobile_masked),
@@ -625,18 +623,7 @@ def _build(terms: ContractTerms) -> _Document:
                 say("签署日期：________年____月____日", "Date: ____________________"),
             ),
         ),
-        _Signature(
-            say("乙方", "Party B"),
-            (
-                say(f"乙方（签章）：{blank}", f"Party B (signature or seal): {blank}"),
-                say(
-                    f"法定代表人/经营者或授权代表（签字）：{blank}",
-                    f"Legal representative, operator or authorised representative "
-                    f"(signature): {blank}",
-                ),
-                say("签署日期：________年____月____日", "Date: ____________________"),
-            ),
-        ),
+        _Signature(say("乙方", "Party B"), _merchant_signature(m.kind, say, blank)),
     )
 
     return _Document(
@@ -658,6 +645,78 @@ def _build(terms: ContractTerms) -> _Document:
 
 
 _ClauseParts = tuple[str, list[_Item]]
+
+
+def _merchant_signature(kind: MerchantKind | None, say: _Writer, blank: str) -> tuple[str, ...]:
+    date = say("签署日期：________年____月____日", "Date: ____________________")
+    if kind == "individual":
+        return (say(f"乙方（签字）：{blank}", f"Party B (signature): {blank}"), date)
+    if kind == "enterprise":
+        return (
+            say(f"乙方（盖章）：{blank}", f"Party B (seal): {blank}"),
+            say(
+                f"法定代表人或授权代表（签字）：{blank}",
+                f"Legal or authorised representative (signature): {blank}",
+            ),
+            date,
+        )
+    if kind == "individual_business":
+        return (
+            say(f"乙方（签章）：{blank}", f"Party B (signature or seal): {blank}"),
+            say(
+                f"经营者或授权代表（签字）：{blank}",
+                f"Operator or authorised representative (signature): {blank}",
+            ),
+            date,
+        )
+    return (
+        say(f"乙方（签章）：{blank}", f"Party B (signature or seal): {blank}"),
+        say(
+            f"法定代表人/经营者或授权代表（签字）：{blank}",
+            f"Legal representative, operator or authorised representative (signature): {blank}",
+        ),
+        date,
+    )
+
+
+def _representative_label(kind: MerchantKind | None, say: _Writer) -> str:
+    if kind == "enterprise":
+        return say("法定代表人", "Legal representative")
+    if kind == "individual_business":
+        return say("经营者", "Operator")
+    return say("法定代表人/经营者", "Legal representative / operator")
+
+
+def _merchant_rows(m: Merchant, say: _Writer, identifier_label: str) -> tuple[tuple[str, str], ...]:
+    """Party B's identification. A business is named by its business name (商户名称) with
+    its legal representative or operator beside it; an individual is the person."""
+    if m.kind is None:  # a version generated before kinds were recorded: as it was signed
+        rows: tuple[tuple[str, str], ...] = (
+            (say("商户名称", "Registered name"), m.legal_name),
+            (say("经营名称", "Trading name"), m.business_name),
+            (say("商户编号", "Merchant ID (MID)"), m.mid),
+            (identifier_label, m.identifier_masked),
+        )
+        if m.representative:
+            rows += ((_representative_label(None, say), m.representative),)
+        return rows
+    if m.kind == "individual":
+        return (
+            (say("姓名", "Name"), m.legal_name),
+            (say("经营名称", "Trading name"), m.business_name),
+            (say("商户编号", "Merchant ID (MID)"), m.mid),
+            (identifier_label, m.identifier_masked),
+        )
+    rows = ((say("商户名称", "Merchant name"), m.legal_name),)
+    if m.business_name and m.business_name != m.legal_name:
+        rows += ((say("经营名称", "Trading name"), m.business_name),)
+    if m.representative:
+        rows += ((_representative_label(m.kind, say), m.representative),)
+    return (
+        *rows,
+        (say("商户编号", "Merchant ID (MID)"), m.mid),
+        (identifier_label, m.identifier_masked),
+    )
 
 
 def _item(text: str, *, strong: bool = False, table: _Table | None = None) -> _Item:
@@ -697,7 +756,8 @@ def _scope_clause(terms: ContractTerms, say: _Writer) -> _ClauseParts:
         ),
         _item(
             say(
-                "终端仅限在乙方的经营地址使用，且仅用于乙方本人（本单位）真实的商品或服务交易。",
+                f"终端仅限在乙方的经营地址使用，且仅用于{_own_zh(terms.merchant.kind)}真实的商品或"
+                "服务交易。",
                 "The Terminals shall be used only at Party B's business address and only for "
                 "genuine sales of goods or services by Party B itself.",
             )
@@ -972,6 +1032,46 @@ def _fees_clause(terms: ContractTerms, say: _Writer, plan_name: str, count: int)
     return say("手续费及其他费用", "Fees and charges"), items
 
 
+def _own_zh(kind: MerchantKind | None) -> str:
+    """Whose trade the terminals serve, in the Chinese text."""
+    if kind == "individual":
+        return "乙方本人"
+    if kind is None:
+        return "乙方本人（本单位）"
+    return "乙方本单位"
+
+
+def _account_rule(kind: MerchantKind | None, say: _Writer) -> str:
+    """Whose account the funds go to: the rule follows the merchant's kind."""
+    if kind == "enterprise":
+        return say(
+            "该账户应为乙方名下的单位银行结算账户，户名应与乙方商户名称一致；乙方不得以个人银行"
+            "账户或他人账户作为结算账户。",
+            "The account shall be a unit bank settlement account held in Party B's own name, "
+            "the account name matching Party B's merchant name; a personal account or another "
+            "person's account may not be used.",
+        )
+    if kind == "individual_business":
+        return say(
+            "该账户应为乙方名下的单位银行结算账户，或乙方经营者本人名下的同名个人银行结算账户，"
+            "户名应与乙方商户名称或经营者姓名一致。",
+            "The account shall be a unit bank settlement account held in Party B's name, or a "
+            "personal bank settlement account in the operator's own name, the account name "
+            "matching Party B's merchant name or the operator's name.",
+        )
+    if kind == "individual":
+        return say(
+            "该账户应为乙方本人名下的个人银行结算账户，户名应与乙方姓名一致。",
+            "The account shall be a personal bank settlement account in Party B's own name, "
+            "the account name matching Party B's name.",
+        )
+    return say(
+        "该账户应为乙方名下的银行账户，户名应与乙方商户名称或经营者姓名一致。",
+        "The account shall be held in Party B's own name, matching Party B's registered "
+        "name or the name of its operator.",
+    )
+
+
 def _settlement_clause(terms: ContractTerms, say: _Writer) -> _ClauseParts:
     if terms.settlement_cycle == "D0":
         cycle = say(
@@ -999,13 +1099,11 @@ def _settlement_clause(terms: ContractTerms, say: _Writer) -> _ClauseParts:
         _item(
             say(
                 f"乙方的结算账户为：开户银行 {account.bank_name}；户名 {account.account_name}；"
-                f"账号 {account.account_number_masked}。该账户应为乙方名下的银行账户，户名应与"
-                "乙方商户名称或经营者姓名一致。",
+                f"账号 {account.account_number_masked}。",
                 f"Party B's settlement account is: bank {account.bank_name}; account name "
-                f"{account.account_name}; account number {account.account_number_masked}. "
-                "The account shall be held in Party B's own name, matching Party B's "
-                "registered name or the name of its operator.",
+                f"{account.account_name}; account number {account.account_number_masked}. ",
             )
+            + _account_rule(terms.merchant.kind, say)
         ),
         _item(
             say(

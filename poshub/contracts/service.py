@@ -138,8 +138,12 @@ def _snapshot(
         "acquirer_licence": settings.acquirer_licence,
         "acquirer_licence_kind": settings.acquirer_licence_kind,
         "acquirer_hotline": settings.acquirer_hotline,
-        "merchant_legal_name": merchant.legal_name,
+        # Party B: a business under its business name (商户名称) with its legal
+        # representative or operator beside it; an individual is the person.
+        "merchant_kind": merchant.applicant_kind,
+        "merchant_legal_name": merchant.business_name if business else merchant.legal_name,
         "merchant_business_name": merchant.business_name,
+        "merchant_representative": merchant.legal_name if business else None,
         "mid": merchant.mid,
         "merchant_identifier_kind": "uscc" if business and merchant.uscc else "resident_id",
         "merchant_identifier_masked": (
@@ -206,6 +210,8 @@ def terms_of(snapshot: dict[str, Any]) -> document.ContractTerms:
             identifier_masked=s["merchant_identifier_masked"],
             address=s["merchant_address"],
             mobile_masked=s["merchant_mobile_masked"],
+            representative=s.get("merchant_representative"),
+            kind=s.get("merchant_kind"),
         ),
         fees=document.FeeTerms(
             code=s["plan_code"],
