@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from poshub.contracts.models import AmendmentKind, SettlementCycle
 from poshub.core import limits
+from poshub.core.text import PersonName, PlainTextInput
 
 
-class ContractIn(BaseModel):
+class ContractIn(PlainTextInput):
     """Generate the first contract of an approved merchant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,7 +29,7 @@ class ContractIn(BaseModel):
     language: Literal["zh", "en"] = "zh"
 
 
-class SettlementAccountIn(BaseModel):
+class SettlementAccountIn(PlainTextInput):
     model_config = ConfigDict(extra="forbid")
 
     bank_name: str = Field(min_length=2, max_length=limits.TEXT_FIELD_LENGTH_MAX)
@@ -36,7 +37,16 @@ class SettlementAccountIn(BaseModel):
     account_number: str = Field(min_length=8, max_length=40, repr=False)
 
 
-class AmendmentIn(BaseModel):
+class TerminalLineIn(BaseModel):
+    """One model and how many of it the amended contract covers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_code: str = Field(min_length=1, max_length=32)
+    count: int = Field(ge=1, le=limits.TERMINAL_LINE_COUNT_MAX)
+
+
+class AmendmentIn(PlainTextInput):
     """A new version of a signed contract, effective from a date (never in the past)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,17 +56,22 @@ class AmendmentIn(BaseModel):
     fee_plan_code: str | None = Field(default=None, min_length=1, max_length=32)
     settlement_cycle: SettlementCycle | None = None
     settlement_account: SettlementAccountIn | None = None
+    terminals: list[TerminalLineIn] | None = Field(
+        default=None, max_length=limits.TERMINAL_LINES_MAX
+    )
+    """``terminal_change``: every model the amended contract covers and its count (the new
+    totals; a model left out keeps its current count)."""
     summary: str = Field(default="", max_length=500)
     language: Literal["zh", "en"] | None = None
 
 
-class SignIn(BaseModel):
+class SignIn(PlainTextInput):
     """The merchant's signature: their name, their consent, and the SHA-256 of the PDF
     they reviewed (the client computes it from the bytes it downloaded)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    signer_name: str = Field(min_length=1, max_length=limits.SIGNER_NAME_LENGTH_MAX)
+    signer_name: PersonName = Field(min_length=1, max_length=limits.SIGNER_NAME_LENGTH_MAX)
     agree: bool
     pdf_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
 

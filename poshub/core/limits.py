@@ -9,12 +9,70 @@ from __future__ import annotations
 
 from typing import Final
 
+from poshub.core.errors import N_
+
 # --- Applicants -----------------------------------------------------------
 ADULT_AGE_YEARS: Final = 18
 """A natural-person applicant must be at least this old on the day of the check."""
 
 RESIDENT_ID_OLDEST_BIRTH_YEAR: Final = 1900
 """Birth dates before this year are treated as impossible."""
+
+RESIDENT_ID_LENGTH: Final = 18
+"""Characters of a second-generation resident ID number (GB 11643)."""
+
+ID_CARD_LONG_TERM_MIN_AGE_YEARS: Final = 46
+"""居民身份证法 art. 5: a card issued to someone 46 or older is valid long-term (长期)."""
+
+ID_CARD_VALIDITY_YEARS_MAX: Final = 20
+"""The longest fixed validity of a resident ID card (issued between 26 and 45)."""
+
+BENEFICIAL_OWNERS_MAX: Final = 10
+"""Beneficial owners (受益所有人) one enterprise application may name."""
+
+BENEFICIAL_OWNER_SHARE_PERCENT_MIN: Final = 25
+"""A natural person ultimately holding this share of an enterprise or more (25%以上, the
+number included), directly or not, is a beneficial owner (受益所有人信息管理办法 2024,
+art. 6); one who controls it otherwise is named on the basis of control."""
+
+# Reasons are message templates (translated at the edge), one per kind of business.
+_GAMBLING = N_("gambling and betting are illegal in mainland China (Criminal Law art. 303).")
+_LOTTERY = N_(
+    "lottery tickets may not be sold on credit (Lottery Regulations art. 18), and other "
+    "lotteries and betting are gambling."
+)
+_QUASI_CASH = N_(
+    "quasi-cash (foreign currency, money orders, traveller's cheques) turns card payments "
+    "into cash (套现)."
+)
+_CASH = N_("cash disbursement is a bank's own service: a merchant's terminal never pays out cash.")
+_TRANSFER = N_(
+    "money transfer needs a payment licence of its own, and card-funded transfers are a "
+    "cash-out channel."
+)
+_STORED_VALUE = N_(
+    "loading stored-value cards with bank cards is a cash-out channel, and issuing them "
+    "needs a licence."
+)
+PROHIBITED_MCC_REASON_POLICY: Final = N_("this acquirer's policy does not accept the category.")
+"""The reason shown for a code an operator prohibits without giving one."""
+
+PROHIBITED_MCCS: Final[dict[str, str]] = {
+    "7995": _GAMBLING,
+    "7801": _GAMBLING,
+    "7802": _GAMBLING,
+    "7800": _LOTTERY,
+    "9406": _LOTTERY,
+    "6051": _QUASI_CASH,
+    "6050": _QUASI_CASH,
+    "6010": _CASH,
+    "6011": _CASH,
+    "4829": _TRANSFER,
+    "6540": _STORED_VALUE,
+}
+"""Merchant categories PosHub never onboards, with the reason (default of the setting
+``prohibited_mccs``): illegal business and the cash-out (套现) channels that PBOC 2013
+No. 9 and the card schemes single out."""
 
 TERMINALS_PER_APPLICANT_MAX: Final = {
     "individual": 3,
@@ -39,6 +97,14 @@ MESSAGE_LENGTH_MAX: Final = 4000
 # --- Documents ------------------------------------------------------------
 DOCUMENT_SIZE_BYTES_MAX: Final = 10 * 1024 * 1024
 DOCUMENTS_PER_APPLICATION_MAX: Final = 40
+IMAGE_PIXELS_MAX: Final = 60_000_000
+"""Largest uploaded image, in pixels (a 60-megapixel camera); larger is refused as a
+decompression bomb before it is decoded (Pillow's ``MAX_IMAGE_PIXELS`` is set to it)."""
+PDF_OBJECTS_MAX: Final = 100_000
+"""Most dictionaries and arrays the active-content walk of an uploaded PDF visits; past
+it the file is refused as too complex (a scan or an export holds a few thousand)."""
+PDF_NESTING_DEPTH_MAX: Final = 64
+"""Deepest nesting of arrays and dictionaries the walk follows in an uploaded PDF."""
 
 # --- Review SLA (Chinese working days) ------------------------------------
 REVIEW_SLA_TARGET_WORKING_DAYS: Final = 3
@@ -71,6 +137,12 @@ TERMINAL_RECENT_TRANSACTIONS: Final = 20
 TERMINAL_BATCHES_SHOWN: Final = 10
 """Newest batches, with their settlement totals, on a terminal's page."""
 AUDIT_VERIFY_BATCH_ROWS: Final = 5000
+AUDIT_ANCHOR_INTERVAL_MINUTES: Final = 10
+"""How often the worker anchors the audit chain head outside the database
+(``POSHUB_AUDIT_ANCHOR_INTERVAL_MINUTES``): rows newer than the last anchor are protected
+by their MACs only, not against deletion."""
+KEY_EXPORT_REQUEST_VALID_HOURS: Final = 24
+"""A key-export request must be approved and collected within this time, or asked again."""
 NOTIFICATION_DISPATCH_BATCH_MAX: Final = 100
 NOTIFICATION_ATTEMPTS_MAX: Final = 8
 
@@ -173,3 +245,52 @@ NETWORK_SIM_ACCOUNTS_IN_MEMORY_MAX: Final = 100_000
 """Card and wallet accounts kept in memory; the same write-back rule as authorizations."""
 NETWORK_SIM_AUTHORIZATIONS_LIST_MAX: Final = 1000
 """Records one call of ``NetworkSimulator.authorizations`` returns at most."""
+
+# --- Request bodies and staff login (web/edge.py, staff/) --------------------------
+REQUEST_BODY_BYTES_MAX: Final = 64 * 1024
+"""A JSON or form body (an application with every field filled is a few KB). A larger
+one is answered 413 before it is read whole."""
+UPLOAD_BODY_BYTES_MAX: Final = (
+    max(DOCUMENT_SIZE_BYTES_MAX, WORK_ORDER_PHOTO_BYTES_MAX, STOCK_CSV_BYTES_MAX) + 64 * 1024
+)
+"""A multipart upload: one file at the largest per-file limit, and the fields around it
+(each route still holds its file to its own limit)."""
+
+# --- Personal information: retention and purge (docs/privacy.md) -------------------
+RETENTION_YEARS_AFTER_TERMINATION: Final = 5
+"""Years a closed merchant's records are kept after its termination date before the
+purge job anonymises the personal data in them (银行卡收单业务管理办法 art. 14: merchant
+files at least five years after the relationship ends; AML law: five years after the
+business relationship ends). ``POSHUB_RETENTION_YEARS`` overrides it."""
+RETENTION_YEARS_MIN: Final = 5
+RETENTION_YEARS_MAX: Final = 30
+PURGE_BATCH_MAX: Final = 50
+"""Merchants anonymised per purge transaction (the worker's pass or one CLI batch)."""
+CLOSURE_REASON_LENGTH_MAX: Final = 500
+
+# --- Applicant mobile proof and rate limits (onboarding/mobile.py) -----------------
+MOBILE_CODE_DIGITS: Final = 6
+"""Digits of the one-time code sent by SMS to prove the applicant's mobile number."""
+MOBILE_CODE_VALID_MINUTES: Final = 10
+"""A code is good for this long after it is sent."""
+MOBILE_CODE_ATTEMPTS_MAX: Final = 5
+"""Wrong entries one code allows; after them it is dead and a new one must be sent."""
+MOBILE_CODE_RESEND_SECONDS: Final = 60
+"""Cool-down between two codes for the same application."""
+MOBILE_CODES_PER_NUMBER_PER_DAY: Final = 5
+"""Codes sent to one mobile number in 24 hours (``POSHUB_MOBILE_CODES_PER_NUMBER_PER_DAY``)."""
+MOBILE_CODES_PER_ADDRESS_PER_DAY: Final = 20
+"""Codes asked for from one source address in 24 hours
+(``POSHUB_MOBILE_CODES_PER_ADDRESS_PER_DAY``)."""
+APPLICATIONS_PER_MOBILE_PER_DAY: Final = 5
+"""Applications started with one mobile number in 24 hours
+(``POSHUB_APPLICATIONS_PER_MOBILE_PER_DAY``)."""
+APPLICATIONS_PER_ADDRESS_PER_DAY: Final = 20
+"""Applications started from one source address in 24 hours
+(``POSHUB_APPLICATIONS_PER_ADDRESS_PER_DAY``)."""
+RATE_LIMIT_WINDOW_HOURS: Final = 24
+"""The sliding window of the per-day limits above."""
+ACCESS_CODE_FAILURES_PER_ADDRESS: Final = 10
+"""Wrong access codes one source address may enter on the tracking login within
+:data:`ACCESS_CODE_FAILURE_WINDOW_MINUTES`; then it must wait."""
+ACCESS_CODE_FAILURE_WINDOW_MINUTES: Final = 15

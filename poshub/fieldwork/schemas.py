@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poshub.core.text import PersonName, PlainTextInput
 from poshub.fieldwork.models import WorkOrderKind
 from poshub.fieldwork.states import (
     Condition,
@@ -31,7 +32,7 @@ Mobile = Annotated[str, Field(pattern=r"^1[3-9]\d{9}$")]
 Username = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class _In(BaseModel):
+class _In(PlainTextInput):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -102,7 +103,7 @@ class ShippedIn(_In):
 
 
 class DeliveredIn(_In):
-    received_by: Annotated[str, Field(min_length=1, max_length=100)]
+    received_by: Annotated[PersonName, Field(min_length=1, max_length=100)]
     received_at: dt.datetime
     note: Note = None
 
@@ -141,7 +142,7 @@ class AcceptanceIn(_In):
 class TrainingIn(_In):
     """Training sign-off by the merchant (R10)."""
 
-    signer_name: Annotated[str, Field(min_length=1, max_length=100)]
+    signer_name: Annotated[PersonName, Field(min_length=1, max_length=100)]
     topics: Annotated[list[TrainingTopic], Field(min_length=1, max_length=len(TrainingTopic))]
     manual_given: bool = False
     """The quick-reference manual was handed over."""

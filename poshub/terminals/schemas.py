@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poshub.core.text import PlainTextInput
+
 NETWORKS = ("4g", "5g", "wifi", "ethernet")
 Network = Literal["4g", "5g", "wifi", "ethernet"]
 Version = Annotated[
@@ -20,7 +22,7 @@ SIGNAL_DBM_MIN = -150
 SIGNAL_DBM_MAX = 0
 
 
-class _In(BaseModel):
+class _In(PlainTextInput):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -155,14 +157,14 @@ class StockInOut(BaseModel):
     file_sha256: str
 
 
-class AllocateIn(BaseModel):
+class AllocateIn(PlainTextInput):
     model_config = ConfigDict(extra="forbid")
 
     serial_number: str = Field(min_length=4, max_length=32)
     install_address: str | None = Field(default=None, max_length=300)
 
 
-class SwapIn(BaseModel):
+class SwapIn(PlainTextInput):
     model_config = ConfigDict(extra="forbid")
 
     serial_number: str = Field(min_length=4, max_length=32)
@@ -191,17 +193,63 @@ class TerminalSummaryOut(BaseModel):
     activated_at: dt.datetime | None
 
 
-class KeyExportIn(BaseModel):
+class TransportKeyStartIn(PlainTextInput):
     model_config = ConfigDict(extra="forbid")
 
-    transport_key: str = Field(min_length=32, max_length=47, repr=False)
-    """32 hex digits (spaces allowed between groups): the key-injection device's transport key."""
+    label: str = Field(min_length=1, max_length=64)
+    """What the key is for, e.g. the key-injection device or the bank's ZMK name."""
+    component: str = Field(min_length=32, max_length=47, repr=False)
+    """The first custodian's component: 32 hex digits (spaces allowed between groups)."""
+
+
+class TransportKeyComponentIn(PlainTextInput):
+    model_config = ConfigDict(extra="forbid")
+
+    component: str = Field(min_length=32, max_length=47, repr=False)
+    """The second custodian's component; must be entered by another person."""
+
+
+class TransportKeyOut(BaseModel):
+    id: int
+    label: str
+    status: str
+    kcv: str | None
+    """The registered key's check value (its name); None while the ceremony is open."""
+    first_component_kcv: str
+    second_component_kcv: str | None
+    first_custodian: str
+    second_custodian: str | None
+    created_at: dt.datetime
+    registered_at: dt.datetime | None
+
+
+class KeyExportRequestIn(PlainTextInput):
+    model_config = ConfigDict(extra="forbid")
+
+    transport_key_kcv: str = Field(pattern=r"^\s*[0-9A-Fa-f]{6}\s*$")
+    """The registered transport key to export under, by its 6-digit check value."""
+
+
+class KeyExportRequestOut(BaseModel):
+    id: int
+    tid: str
+    status: str
+    transport_key_kcv: str
+    requested_by: str
+    requested_at: dt.datetime
+    approved_by: str | None
+    approved_at: dt.datetime | None
+    collected_at: dt.datetime | None
+    expires_at: dt.datetime
 
 
 class KeyExportOut(BaseModel):
+    """The cryptogram, released once to the requester after a second person's approval."""
+
     tid: str
     serial_number: str
     kcv: str
+    transport_key_kcv: str
     key_block: str
 
 

@@ -30,7 +30,8 @@ from poshub.web.api import (
     transactions,
 )
 from poshub.web.deps import PUBLIC, read_uow
-from poshub.web.pages import admin, contract, public, technician, terminal
+from poshub.web.edge import BodyLimit, BodyTooLarge, body_too_large, refuse_nul
+from poshub.web.pages import admin, apidocs, contract, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
 from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
@@ -86,16 +87,21 @@ def create_app(state: AppState) -> FastAPI:
         version=__version__,
         description="Acquiring platform for POS terminals: onboarding, review, merchants.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Served by pages/apidocs.py from the vendored Swagger UI, inside the CSP.
+        docs_url=None,
         redoc_url=None,
         # PosHub exports no OpenTelemetry data; FastAPI's native instrumentation would
         # still wrap every request (~3 % of the event loop's time under load).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Before every route's own dependencies: no NUL reaches a query (web/edge.py).
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.poshub = state
     errors.install(app, render_error_page)
+    app.add_exception_handler(BodyTooLarge, body_too_large)
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too
 
     @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
     def healthz(uow: Annotated[UnitOfWork, Depends(read_uow)]) -> dict[str, str]:
@@ -111,6 +117,7 @@ def create_app(state: AppState) -> FastAPI:
         return response
 
     for router in (
+        apidocs.router,
         applications.router,
         review.router,
         registry.router,

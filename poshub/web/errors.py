@@ -18,8 +18,21 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
+from poshub.core.errors import (
+    N_,
+    FieldError,
+    PosHubError,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from poshub.core.i18n import Translator
+from poshub.core.text import (
+    CONTROL_ERROR,
+    CONTROL_MESSAGE,
+    PERSON_NAME_ERROR,
+    PERSON_NAME_MESSAGE,
+)
 from poshub.web.deps import is_api, request_translator
 
 log = logging.getLogger(__name__)
@@ -51,6 +64,8 @@ PYDANTIC_MESSAGES: dict[str, str] = {
     "model_attributes_type": N_("Must be an object."),
     "dict_type": N_("Must be an object."),
     "json_invalid": N_("The request body is not valid JSON."),
+    CONTROL_ERROR: CONTROL_MESSAGE,
+    PERSON_NAME_ERROR: PERSON_NAME_MESSAGE,
 }
 GENERIC_INVALID = N_("This value is not valid.")
 
@@ -125,6 +140,16 @@ def _body(code: str, message: str, detail: list[dict[str, Any]] | None = None) -
     return body
 
 
+_TRACKING_NUMBER = re.compile(r"AP\d{8}-[0-9A-Z]{6}")
+
+
+def applicant_login_url(path: str) -> str:
+    """The tracking login for the application a ``/apply/track/AP…`` path names."""
+    parts = path.split("/")
+    number = parts[3].upper() if len(parts) > 3 else ""
+    return f"/apply/track?number={number}" if _TRACKING_NUMBER.fullmatch(number) else "/apply/track"
+
+
 ErrorPage = Callable[[Request, int, str, list[dict[str, Any]] | None], Response]
 
 
@@ -147,8 +172,15 @@ def install(app: FastAPI, render_error_page: ErrorPage) -> None:
         if not is_api(request):
             if isinstance(exc, Unauthorized) and request.url.path.startswith("/admin"):
                 return RedirectResponse(f"/admin/login?next={request.url.path}", status_code=303)
-            return render_error_page(request, exc.status_code, message, detail)
-        return JSONResponse(_body(exc.code, message, detail), exc.status_code)
+            if isinstance(exc, Unauthorized) and request.url.path.startswith("/apply/track/"):
+                # The SMS link opened where no access code is held: a page to enter it.
+                return RedirectResponse(applicant_login_url(request.url.path), status_code=303)
+            response = render_error_page(request, exc.status_code, message, detail)
+        else:
+            response = JSONResponse(_body(exc.code, message, detail), exc.status_code)
+        if isinstance(exc, TooManyRequests) and exc.retry_after_seconds:
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
