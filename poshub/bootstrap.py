@@ -13,7 +13,7 @@ from poshub.core import migrate
 from poshub.core.crypto import KeyVault, load_kek
 from poshub.core.db import Database, make_engine
 from poshub.core.settings import Settings
-from poshub.core.storage import ContentStore
+from poshub.core.storage import ContentStore, ensure_private_directory, restrict_umask
 from poshub.notify.adapters import Notifier, build_notifier
 from poshub.onboarding.service import OnboardingDeps
 from poshub.onboarding.verification import VerificationProvider, build_provider
@@ -31,8 +31,10 @@ class AppState:
 
 
 def open_database(settings: Settings) -> Database:
-    """The configured database; creates the data directory an embedded one lives in."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The configured database; creates the data directory an embedded one lives in
+    (0700; with the process umask at 0077 every data file is created 0600)."""
+    restrict_umask()
+    ensure_private_directory(settings.data_dir)
     return Database(make_engine(settings.effective_database_url))
 
 
@@ -49,12 +51,16 @@ def build_state(
     notifier: Notifier | None = None,
 ) -> AppState:
     """The process state; fails here, at start-up, on a missing or bad key-encrypting key."""
+    restrict_umask()
     db = database or Database(make_engine(settings.effective_database_url))
     vault = KeyVault(load_kek(settings))
+    db.audit_key = vault.audit_key
+    store = ContentStore(settings.documents_dir, vault.document_key)
+    store.seal_legacy_files()
     onboarding = OnboardingDeps(
         settings=settings,
         vault=vault,
-        store=ContentStore(settings.documents_dir),
+        store=store,
         verifier=verifier or build_provider(settings.verification_provider),
     )
     return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))

@@ -14,6 +14,8 @@ from poshub.core.settings import Mode, Settings
 
 if TYPE_CHECKING:
     from poshub.bootstrap import AppState
+    from poshub.core.crypto import KeyVault
+    from poshub.core.db import Database
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -47,21 +49,58 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
+def _keyed_database(settings: Settings) -> tuple[Database, KeyVault]:
+    """The database with the audit key of the configured KEK (audit rows written through
+    it are keyed; verification needs the key)."""
     from poshub.bootstrap import open_database
-    from poshub.core import audit
+    from poshub.core.crypto import KeyVault, load_kek
 
-    database = open_database(_settings(args))
+    vault = KeyVault(load_kek(settings))
+    database = open_database(settings)
+    database.audit_key = vault.audit_key
+    return database, vault
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from poshub.core import anchors
+
+    settings = _settings(args)
+    database, vault = _keyed_database(settings)
+    directory = settings.effective_audit_anchor_dir
     with database.unit_of_work(read_only=True) as uow:
-        checked, problem = audit.verify(uow.session)
+        checked, problem = anchors.verify(
+            uow.session, vault.audit_key, vault.audit_anchor_key, directory
+        )
     if problem is None:
-        print(f"audit log intact: {checked} rows verified")
+        print(f"audit log intact: {checked} rows verified, anchors in {directory} match")
         return EXIT_OK
+    where = f"at row {problem.seq}" if problem.seq else f"({directory})"
     print(
-        f"audit log BROKEN at row {problem.seq}: {problem.reason} ({checked} rows before it verified)",
+        f"audit log BROKEN {where}: {problem.reason} ({checked} rows before it verified)",
         file=sys.stderr,
     )
     return EXIT_FAILURE
+
+
+def cmd_audit_anchor(args: argparse.Namespace) -> int:
+    from poshub.core import anchors
+    from poshub.core.db import utcnow
+
+    settings = _settings(args)
+    database, vault = _keyed_database(settings)
+    directory = settings.effective_audit_anchor_dir
+    with database.unit_of_work(read_only=True) as uow:
+        written = anchors.write(
+            uow.session, vault.audit_key, vault.audit_anchor_key, directory, now=utcnow()
+        )
+    if written.problem is not None:
+        print(f"not anchored: row {written.problem.seq}: {written.problem.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    if written.anchor is None:
+        print(f"audit chain head unchanged since the last anchor in {directory}")
+    else:
+        print(f"anchored audit row {written.anchor.seq} in {anchors.anchor_file(directory)}")
+    return EXIT_OK
 
 
 def _state(settings: Settings) -> AppState:
@@ -84,8 +123,14 @@ def cmd_web(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.workers == 1:
         state = _state(settings)
+        # proxy_headers=False: the app alone decides whom to believe about the client's
+        # address (POSHUB_TRUSTED_PROXIES, poshub.web.deps.client_ip), not uvicorn.
         uvicorn.run(
-            create_app(state), host=settings.web_host, port=settings.web_port, log_level="info"
+            create_app(state),
+            host=settings.web_host,
+            port=settings.web_port,
+            log_level="info",
+            proxy_headers=False,
         )
         return EXIT_OK
     # Several processes: each imports the app factory and reads its settings from the
@@ -103,6 +148,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         host=settings.web_host,
         port=settings.web_port,
         log_level="info",
+        proxy_headers=False,
     )
     return EXIT_OK
 
@@ -128,13 +174,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from poshub.runtime import run_jobs_once, worker_loop
+    from poshub.runtime import anchor_audit_chain, run_jobs_once, worker_loop
 
     settings = _settings(args)
     _logging(settings)
     state = _state(settings)
     if args.once:
-        print(run_jobs_once(state))
+        results = run_jobs_once(state)
+        results["audit_anchors_written"] = anchor_audit_chain(state)
+        print(results)
         return EXIT_OK
     stop = threading.Event()
     try:
@@ -147,7 +195,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     import getpass
 
-    from poshub.bootstrap import open_database
     from poshub.core.audit import Actor
     from poshub.core.errors import PosHubError
     from poshub.core.i18n import Translator
@@ -160,7 +207,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print(f"unknown role; choose from: {', '.join(r.value for r in Role)}", file=sys.stderr)
         return EXIT_USAGE
     password = args.password or getpass.getpass("password: ")
-    database = open_database(_settings(args))
+    database, _ = _keyed_database(_settings(args))
     t = Translator("en")
     with database.unit_of_work() as uow:
         try:
@@ -212,7 +259,6 @@ def cmd_catalog_load(args: argparse.Namespace) -> int:
 
 def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
     """Stock-in from a CSV on the command line, for deliveries too large for a browser."""
-    from poshub.bootstrap import open_database
     from poshub.core.db import utcnow
     from poshub.core.i18n import Translator
     from poshub.core.limits import STOCK_CSV_BYTES_MAX
@@ -230,7 +276,7 @@ def cmd_inventory_stock_in(args: argparse.Namespace) -> int:
     if len(data) > STOCK_CSV_BYTES_MAX:
         print(f"{path} is larger than {STOCK_CSV_BYTES_MAX} bytes; split it", file=sys.stderr)
         return EXIT_FAILURE
-    database = open_database(_settings(args))
+    database, _ = _keyed_database(_settings(args))
     t = Translator("en")
     with database.unit_of_work() as uow:
         user = staff_repository.by_username(uow.session, args.as_user)
@@ -313,6 +359,30 @@ def cmd_terminal_show(args: argparse.Namespace) -> int:
         return EXIT_OK if recomputed == key.kcv else EXIT_FAILURE
 
 
+def cmd_privacy_purge(args: argparse.Namespace) -> int:
+    """Anonymise the personal data of merchants past their retention (docs/privacy.md)."""
+    from poshub.core.db import utcnow
+    from poshub.privacy.service import run_purge
+
+    settings = _settings(args)
+    state = _state(settings)
+    purged = run_purge(
+        state.db,
+        state.onboarding.store,
+        retention_years=settings.retention_years,
+        now=utcnow(),
+        batch=args.batch,
+        batches_max=args.batches_max,
+    )
+    for mid in purged:
+        print(f"purged merchant {mid}")
+    print(
+        f"{len(purged)} merchant(s) purged; retention {settings.retention_years} years "
+        "after the termination date"
+    )
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from poshub.demo_runner import run_demo
 
@@ -377,11 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
     db_sub.add_parser("upgrade", help="apply every migration").set_defaults(func=cmd_db_upgrade)
 
-    audit = sub.add_parser("audit", help="the hash-chained audit log")
+    audit = sub.add_parser("audit", help="the keyed, hash-chained audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
     audit_sub.add_parser(
-        "verify", help="check the chain; exit 0 when intact, 1 naming the first bad row"
+        "verify",
+        help="check the chain (MACs under the KEK) and its anchors; exit 0 when intact, "
+        "1 naming the first problem",
     ).set_defaults(func=cmd_audit_verify)
+    audit_sub.add_parser(
+        "anchor",
+        help="append the chain head to the anchor file outside the database "
+        "(POSHUB_AUDIT_ANCHOR_DIR), after verifying the rows since the last anchor",
+    ).set_defaults(func=cmd_audit_anchor)
 
     user = sub.add_parser("user", help="staff accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="SUBCOMMAND")
@@ -410,6 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
     stock_in.add_argument("file", help="CSV: serial_number,model_code,warehouse[,firmware_version]")
     stock_in.add_argument("--as", dest="as_user", required=True, help="operations staff username")
     stock_in.set_defaults(func=cmd_inventory_stock_in)
+
+    privacy = sub.add_parser("privacy", help="personal data retention (docs/privacy.md)")
+    privacy_sub = privacy.add_subparsers(
+        dest="privacy_command", required=True, metavar="SUBCOMMAND"
+    )
+    purge = privacy_sub.add_parser(
+        "purge",
+        help="anonymise closed merchants past POSHUB_RETENTION_YEARS after termination",
+    )
+    purge.add_argument("--batch", type=int, default=50, help="merchants per transaction")
+    purge.add_argument("--batches-max", type=int, default=1000, help="stop after this many batches")
+    purge.set_defaults(func=cmd_privacy_purge)
 
     terminal = sub.add_parser("terminal", help="terminals (TIDs) and their keys")
     terminal_sub = terminal.add_subparsers(

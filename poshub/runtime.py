@@ -8,12 +8,13 @@ import threading
 import time
 
 from poshub.bootstrap import AppState
-from poshub.core import limits
+from poshub.core import anchors, limits
 from poshub.core.db import utcnow
 from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, check_queued, flag_sla_breaches
+from poshub.privacy import service as privacy_service
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,36 @@ apart, and each sweep is a write transaction: on SQLite it would take the single
 lock on every 50 ms pass while applicants are submitting."""
 
 
+def anchor_audit_chain(state: AppState) -> int:
+    """Append the audit chain head to the anchor file outside the database (after the
+    rows since the last anchor verify); 1 when an anchor was written, 0 when the head had
+    not moved. A chain that does not verify is logged as an error and not anchored."""
+    with state.db.unit_of_work(read_only=True) as uow:
+        written = anchors.write(
+            uow.session,
+            state.vault.audit_key,
+            state.vault.audit_anchor_key,
+            state.settings.effective_audit_anchor_dir,
+            now=utcnow(),
+        )
+    if written.problem is not None:
+        log.error(
+            "audit chain NOT anchored: row %d: %s (run `poshub audit verify`)",
+            written.problem.seq,
+            written.problem.reason,
+        )
+        return 0
+    return 0 if written.anchor is None else 1
+
+
 def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
     """One pass of the scheduled jobs, each in its own transaction; the SLA sweeps only
     when ``sweeps`` is true."""
-    results: dict[str, int] = {"sla_breaches_flagged": 0, "work_order_breaches_flagged": 0}
+    results: dict[str, int] = {
+        "sla_breaches_flagged": 0,
+        "work_order_breaches_flagged": 0,
+        "merchants_purged": 0,
+    }
     # Computed outside the write transaction, written in a short one (onboarding/jobs.py).
     results["applications_checked"] = check_queued(state.db, state.onboarding, now=utcnow())
     with state.db.unit_of_work() as uow:
@@ -50,6 +77,15 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
             uow.session, now=utcnow()
         )
         uow.commit()
+    # Personal data past its retention period (docs/privacy.md): one bounded batch a sweep.
+    results["merchants_purged"] = len(
+        privacy_service.run_purge(
+            state.db,
+            state.onboarding.store,
+            retention_years=state.settings.retention_years,
+            now=utcnow(),
+        )
+    )
     return results
 
 
@@ -58,8 +94,17 @@ def worker_loop(
 ) -> None:
     """Run the jobs until ``stop`` is set; a failing pass is logged and retried next time."""
     last_sweep = float("-inf")
+    last_anchor = float("-inf")
+    anchor_seconds = state.settings.audit_anchor_interval_minutes * 60
     while not stop.is_set():
         backlog = False
+        if time.monotonic() - last_anchor >= anchor_seconds:
+            try:
+                anchor_audit_chain(state)
+            except Exception:
+                log.exception("anchoring the audit chain failed; retrying next pass")
+            else:
+                last_anchor = time.monotonic()
         try:
             sweeps = time.monotonic() - last_sweep >= SLA_SWEEP_INTERVAL_SECONDS
             results = run_jobs_once(state, sweeps=sweeps)

@@ -1,10 +1,24 @@
-"""The append-only, hash-chained audit log.
+"""The append-only, keyed and hash-chained audit log.
 
-Every row stores the SHA-256 of its predecessor and of its own canonical content, and
-a gap-free sequence number. A single chain-head row, locked for the duration of the
+Every row stores the MAC of its predecessor and of its own canonical content, and a
+gap-free sequence number. A single chain-head row, locked for the duration of the
 writing transaction, serialises appends, so the chain has exactly one order. Database
 triggers refuse UPDATE and DELETE on the log; ``poshub audit verify`` detects what a
 person with enough privilege to drop those triggers still changed.
+
+Row versions (the ``version`` column):
+
+* **2, keyed** (every row written by a process that holds the KEK): the row's ``hash`` is
+  HMAC-SHA256 under ``KeyVault.audit_key`` (HKDF from the KEK, label
+  ``poshub/audit-chain/v1``) over the canonical content, which includes ``"v": 2``. The
+  key is never in the database, so a person who can write to the database but does not
+  hold the KEK cannot recompute the chain after rewriting rows.
+* **1, legacy** (rows written before migration 0010, and by a process without the key,
+  which only tests and tools do): plain SHA-256 as before. The migration cannot re-chain
+  them (it has no KEK), so they stay a verified *prefix*: a version-1 row after the first
+  version-2 row is reported as a rewrite. A wholesale downgrade of earlier rows to
+  version 1 is caught by the anchors, which ``poshub.core.anchors`` keeps outside the
+  database.
 
 Details never hold secrets: callers pass field names and masked values only.
 """
@@ -13,21 +27,35 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    SmallInteger,
+    String,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from poshub.core import limits
-from poshub.core.db import Base, table_of, utcnow
+from poshub.core.db import AUDIT_KEY_INFO, Base, table_of, utcnow
 from poshub.core.errors import N_
 
 GENESIS_HASH = "0" * 64
 CHAIN_HEAD_ID = 1
+LEGACY_VERSION = 1
+"""Rows chained with plain SHA-256 (before migration 0010, or written without the key)."""
+KEYED_VERSION = 2
+"""Rows chained with HMAC-SHA256 under the audit key derived from the KEK."""
 
 
 class ActorKind(StrEnum):
@@ -57,6 +85,10 @@ class AuditEntry(Base):
     """What changed, with no secrets: field names, states, reason codes, masked values."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(
+        SmallInteger, default=LEGACY_VERSION, server_default=str(LEGACY_VERSION)
+    )
+    """How ``hash`` was computed: 1 SHA-256 (legacy), 2 HMAC-SHA256 under the audit key."""
 
 
 class AuditChainHead(Base):
@@ -77,9 +109,11 @@ def canonical_content(
     entity_id: str,
     details: dict[str, Any],
     prev_hash: str,
+    version: int = LEGACY_VERSION,
 ) -> bytes:
-    """The exact bytes a row's hash covers; stable across databases."""
-    document = {
+    """The exact bytes a row's hash covers; stable across databases. Keyed rows add
+    ``"v"`` so the version is covered by the MAC; legacy rows keep their old bytes."""
+    document: dict[str, Any] = {
         "seq": seq,
         "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor_kind": actor_kind,
@@ -90,10 +124,21 @@ def canonical_content(
         "details": details,
         "prev_hash": prev_hash,
     }
+    if version != LEGACY_VERSION:
+        document["v"] = version
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def entry_hash(entry: AuditEntry) -> str:
+def digest(content: bytes, version: int, key: bytes | None) -> str:
+    """A row's ``hash``: SHA-256 for version 1, HMAC-SHA256 under ``key`` for version 2."""
+    if version == LEGACY_VERSION:
+        return hashlib.sha256(content).hexdigest()
+    if key is None:
+        raise ValueError("a keyed audit row needs the audit key")
+    return hmac.new(key, content, hashlib.sha256).hexdigest()
+
+
+def entry_hash(entry: AuditEntry, key: bytes | None = None) -> str:
     content = canonical_content(
         entry.seq,
         entry.at,
@@ -104,8 +149,15 @@ def entry_hash(entry: AuditEntry) -> str:
         entry.entity_id,
         entry.details,
         entry.prev_hash,
+        entry.version,
     )
-    return hashlib.sha256(content).hexdigest()
+    return digest(content, entry.version, key)
+
+
+def session_key(session: Session) -> bytes | None:
+    """The audit key the session's database was given (``Database.audit_key``)."""
+    key = session.info.get(AUDIT_KEY_INFO)
+    return key if isinstance(key, bytes) else None
 
 
 @dataclass(frozen=True)
@@ -183,6 +235,8 @@ def record_many(session: Session, actions: Sequence[Action]) -> list[Recorded]:
         seq, last_hash = 0, GENESIS_HASH
     else:
         seq, last_hash = head.last_seq, head.last_hash
+    key = session_key(session)
+    version = LEGACY_VERSION if key is None else KEYED_VERSION
     rows: list[dict[str, Any]] = []
     recorded: list[Recorded] = []
     for item in actions:
@@ -197,8 +251,9 @@ def record_many(session: Session, actions: Sequence[Action]) -> list[Recorded]:
             "entity_id": item.entity_id,
             "details": item.details,
             "prev_hash": last_hash,
+            "version": version,
         }
-        last_hash = hashlib.sha256(canonical_content(**values)).hexdigest()
+        last_hash = digest(canonical_content(**values), version, key)
         values["hash"] = last_hash
         rows.append(values)
         recorded.append(Recorded(seq, last_hash))
@@ -213,8 +268,7 @@ class VerifyProblem:
     reason: str
 
 
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    after = 0
+def _entries(session: Session, after: int = 0) -> Iterator[AuditEntry]:
     while True:
         batch = (
             session.execute(
@@ -233,29 +287,89 @@ def _entries(session: Session) -> Iterator[AuditEntry]:
         session.expunge_all()
 
 
-def verify(session: Session) -> tuple[int, VerifyProblem | None]:
-    """Walk the chain; return the number of rows checked and the first problem, if any."""
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
+@dataclass(frozen=True)
+class Walked:
+    """What a walk along the chain found: rows checked, the first problem, where it
+    stopped, and whether keyed rows had begun."""
+
+    checked: int
+    problem: VerifyProblem | None
+    last_seq: int
+    last_hash: str
+    keyed: bool
+
+
+def walk(
+    session: Session,
+    key: bytes | None,
+    *,
+    after_seq: int = 0,
+    after_hash: str = GENESIS_HASH,
+    keyed: bool = False,
+    checkpoints: dict[int, str] | None = None,
+) -> Walked:
+    """Check the rows after ``after_seq`` (whose hash is ``after_hash``): gap-free, each
+    linked to its predecessor, each hash recomputed (keyed rows under ``key``), no legacy
+    row after a keyed one, and each row named in ``checkpoints`` (the anchors) with the
+    hash recorded there. Stops at the first problem."""
+    expected_seq = after_seq + 1
+    prev_hash = after_hash
     checked = 0
-    for entry in _entries(session):
+    marks = checkpoints or {}
+
+    def stop(seq: int, reason: str) -> Walked:
+        return Walked(checked, VerifyProblem(seq, reason), expected_seq - 1, prev_hash, keyed)
+
+    for entry in _entries(session, after_seq):
         if entry.seq != expected_seq:
-            return checked, VerifyProblem(expected_seq, N_("row is missing (deleted)"))
+            return stop(expected_seq, N_("row is missing (deleted)"))
         if entry.prev_hash != prev_hash:
-            return checked, VerifyProblem(entry.seq, N_("previous-hash link is broken"))
-        if entry_hash(entry) != entry.hash:
-            return checked, VerifyProblem(entry.seq, N_("content does not match its hash (edited)"))
+            return stop(entry.seq, N_("previous-hash link is broken"))
+        if entry.version == KEYED_VERSION:
+            if key is None:
+                return stop(
+                    entry.seq, N_("keyed rows cannot be verified without the audit key (KEK)")
+                )
+            keyed = True
+            if not hmac.compare_digest(entry_hash(entry, key), entry.hash):
+                return stop(
+                    entry.seq,
+                    N_("content does not match its MAC (edited, or recomputed without the key)"),
+                )
+        elif entry.version == LEGACY_VERSION:
+            if keyed:
+                return stop(entry.seq, N_("an unkeyed row follows keyed rows (chain rewritten)"))
+            if entry_hash(entry) != entry.hash:
+                return stop(entry.seq, N_("content does not match its hash (edited)"))
+        else:
+            return stop(entry.seq, N_("unknown row version (edited)"))
+        anchored = marks.get(entry.seq)
+        if anchored is not None and not hmac.compare_digest(anchored, entry.hash):
+            return stop(entry.seq, N_("row differs from its anchor (chain rewritten)"))
         prev_hash = entry.hash
         expected_seq += 1
         checked += 1
+    return Walked(checked, None, expected_seq - 1, prev_hash, keyed)
+
+
+def verify(session: Session, key: bytes | None = None) -> tuple[int, VerifyProblem | None]:
+    """Walk the chain; return the number of rows checked and the first problem, if any.
+    ``key`` defaults to the session's (``Database.audit_key``). Anchors outside the
+    database are checked by ``poshub.core.anchors.verify``, which calls :func:`walk`."""
+    walked = walk(session, key if key is not None else session_key(session))
+    if walked.problem is not None:
+        return walked.checked, walked.problem
+    return walked.checked, head_problem(session, walked)
+
+
+def head_problem(session: Session, walked: Walked) -> VerifyProblem | None:
+    """The chain-head row must name the last row walked: else rows were cut off the end."""
     head = session.get(AuditChainHead, CHAIN_HEAD_ID)
     last_seq = head.last_seq if head else 0
     last_hash = head.last_hash if head else GENESIS_HASH
-    if last_seq != checked or last_hash != prev_hash:
-        return checked, VerifyProblem(
-            checked + 1, N_("rows after this point are missing (deleted)")
-        )
-    return checked, None
+    if last_seq != walked.last_seq or last_hash != walked.last_hash:
+        return VerifyProblem(walked.last_seq + 1, N_("rows after this point are missing (deleted)"))
+    return None
 
 
 def recent(

@@ -10,13 +10,21 @@ never touches it. From it we derive, with HKDF-SHA256 and a distinct label each:
 * the key that signs CSRF tokens;
 * the key-block protection key (AES-256) under which terminal master keys are stored
   as TR-31 key blocks (``poshub.terminals.hsm``). Without the KEK a stolen database
-  holds no usable terminal key.
+  holds no usable terminal key;
+* the audit-chain key (HMAC-SHA256 over each audit row, ``poshub.core.audit``) and the
+  audit-anchor key (HMAC over each anchor written outside the database,
+  ``poshub.core.anchors``), so that a person with write access to the database alone
+  cannot recompute the chain after rewriting rows.
+
+Production refuses a weak KEK at start-up (:func:`kek_weakness`); demo and test modes
+accept theirs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 import secrets
@@ -56,6 +64,14 @@ class KeyVault:
         # keys: derived from the KEK so that a wrapped key block is useless without the
         # KEK, and separated from the field-encryption key by its label.
         self.key_block_key = _derive(kek, "tr31-kbpk/v1")
+        # Keyed audit chain (docs/security.md): one key MACs the rows, another the anchors
+        # kept outside the database, so neither is usable for the other's job.
+        self.audit_key = _derive(kek, "audit-chain/v1")
+        self.audit_anchor_key = _derive(kek, "audit-anchor/v1")
+        # Uploaded documents, contract PDFs and photos at rest (AES-256-GCM in
+        # poshub.core.storage.ContentStore): a label of its own, so a file key never
+        # opens a personal-data field and the reverse.
+        self.document_key = _derive(kek, "document-encryption/v1")
 
     def encrypt(self, plaintext: str, *, context: str) -> bytes:
         """Encrypt a short personal-data field; ``context`` (e.g. the column name) is bound
@@ -81,7 +97,7 @@ class KeyVault:
 def load_kek(settings: Settings) -> bytes:
     """Read the KEK from settings; in demo mode create a key file if none exists."""
     if settings.kek:
-        return _parse_hex(settings.kek, "POSHUB_KEK")
+        return _checked(_parse_hex(settings.kek, "POSHUB_KEK"), "POSHUB_KEK", settings)
     path = settings.kek_file or (
         settings.data_dir / "kek.hex" if settings.mode != Mode.PRODUCTION else None
     )
@@ -94,7 +110,57 @@ def load_kek(settings: Settings) -> bytes:
             raise KeyMaterialError(f"key file {path} does not exist")
         _create_key_file(path)
         log.warning("created a new key-encrypting key file at %s (demo/test only)", path)
-    return _parse_hex(path.read_text().strip(), str(path))
+    return _checked(_parse_hex(path.read_text().strip(), str(path)), str(path), settings)
+
+
+# Key-encrypting keys that have been published (documentation samples, the test suite's),
+# so are not secret whatever their shape. Compared after hex decoding.
+_PUBLISHED_KEKS = frozenset(
+    bytes.fromhex(text)
+    for text in (
+        "11" * KEK_LENGTH_BYTES,  # the test suite's KEK (tests/conftest.py)
+        "0123456789ABCDEFFEDCBA9876543210" * 2,  # the demo terminal's test key, doubled
+        # docs/tms.md's worked example key, and SHA-256 of nothing, printed there too.
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    )
+)
+_KEK_DISTINCT_BYTES_MIN = 16
+"""A random 32-byte key has about 30 distinct byte values; fewer than 16 happens by chance
+with probability below 2**-100, so it means a typed or patterned key."""
+
+
+def kek_weakness(kek: bytes) -> str | None:
+    """Why ``kek`` is unfit for production, or ``None``. The reason names the pattern,
+    never the key: all one byte, a repeated block, a counting sequence, too few distinct
+    bytes, or a published value."""
+    if len(kek) < KEK_LENGTH_BYTES:
+        return "it is shorter than 32 bytes"
+    if len(set(kek)) == 1:
+        return "every byte is the same"
+    for block in (2, 4, 8, 16):
+        if kek == kek[:block] * (len(kek) // block):
+            return "it repeats one block"
+    steps = {(b - a) % 256 for a, b in itertools.pairwise(kek)}
+    if len(steps) == 1:
+        return "it is a counting sequence"
+    if any(hmac.compare_digest(kek, known) for known in _PUBLISHED_KEKS):
+        return "it is a published test or example key"
+    if len(set(kek)) < _KEK_DISTINCT_BYTES_MIN:
+        return "it has too few distinct bytes to be random"
+    return None
+
+
+def _checked(kek: bytes, source: str, settings: Settings) -> bytes:
+    """Production refuses a weak KEK at start-up; demo and test keep their keys."""
+    if settings.mode == Mode.PRODUCTION:
+        reason = kek_weakness(kek)
+        if reason is not None:
+            raise KeyMaterialError(
+                f"{source} is not acceptable in production: {reason}. Generate a random "
+                "key (for example `openssl rand -hex 32`) with your key custodians"
+            )
+    return kek
 
 
 def _create_key_file(path: Path) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -39,6 +40,8 @@ except ImportError:  # pragma: no cover - not on Windows; writers then queue per
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "poshub_read_only"
 WRITER_QUEUE_HELD = "poshub_writer_queue_held"
+AUDIT_KEY_INFO = "poshub_audit_key"
+"""``Session.info`` key of the audit-chain HMAC key (None: rows are chained unkeyed)."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -224,9 +227,30 @@ def normalise_url(url: str) -> str:
     return url
 
 
+SQLITE_FILE_MODE = 0o600
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal", ".writers")
+
+
+def _private_sqlite_files(database: str | None) -> None:
+    """The database file exists as 0600 before SQLite opens it (its -wal and -shm take the
+    database file's mode), and files left by an older version are tightened to 0600."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, SQLITE_FILE_MODE))
+    except FileNotFoundError:
+        return  # no such directory (yet): SQLite reports it when it connects
+    for suffix in SQLITE_FILE_SUFFIXES:
+        try:
+            os.chmod(database + suffix, SQLITE_FILE_MODE)
+        except FileNotFoundError:
+            continue
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        _private_sqlite_files(make_url(url).database)
         engine = create_engine(
             url,
             echo=echo,
@@ -244,6 +268,9 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.audit_key: bytes | None = None
+        """The audit-chain HMAC key (``KeyVault.audit_key``), set by ``build_state``;
+        handed to every session as ``session.info[AUDIT_KEY_INFO]`` (core/audit.py)."""
         self._write_sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             bind=engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
@@ -255,7 +282,9 @@ class Database:
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         factory = self._read_sessions if read_only else self._write_sessions
-        return UnitOfWork(factory())
+        session = factory()
+        session.info[AUDIT_KEY_INFO] = self.audit_key
+        return UnitOfWork(session)
 
     def checkpoint(self) -> None:
         """Copy the SQLite WAL back into the database file without waiting for or blocking

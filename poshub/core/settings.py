@@ -7,15 +7,18 @@ configuration table lists every field.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -48,6 +51,13 @@ class Settings(BaseSettings):
     """Key-encrypting key, 64 hex digits (AES-256). Never stored in the database."""
     kek_file: Path | None = None
     """File holding the key-encrypting key in hex, used when ``kek`` is not set."""
+    audit_anchor_dir: Path | None = None
+    """Where the audit chain's anchors are appended (outside the database); defaults to
+    ``<data_dir>/audit-anchors``. Put it where database administrators cannot write."""
+    audit_anchor_interval_minutes: int = Field(
+        default=limits.AUDIT_ANCHOR_INTERVAL_MINUTES, ge=1, le=24 * 60
+    )
+    """How often the worker anchors the audit chain head."""
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     public_base_url: str | None = None
@@ -81,19 +91,77 @@ class Settings(BaseSettings):
     is created when neither is set."""
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
-    cookie_secure: bool = False
-    """Send cookies only over HTTPS; set true behind TLS in production."""
+    cookie_secure: bool = Field(default=None, validate_default=True)
+    """Send cookies only over HTTPS. Default: true in production, false in demo and test."""
+    api_docs: bool = Field(default=None, validate_default=True)
+    """Serve the API documentation (``/api/v1/docs``, ``/api/v1/openapi.json``). Default:
+    off in production, on in demo and test."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Reverse proxies whose ``X-Forwarded-For`` is believed, comma-separated IP addresses
+    or CIDR networks; none by default (the socket peer is then the client's address)."""
     verification_provider: str = "sandbox"
     """Real-name and four-element verification adapter (``sandbox`` ships)."""
     notifier: str = "log"
     """Notification adapter for applicants (``log`` writes to the process log)."""
+    applications_per_mobile_per_day: int = Field(
+        default=limits.APPLICATIONS_PER_MOBILE_PER_DAY, ge=1, le=1000
+    )
+    """Applications one mobile number may start in 24 hours (then 429)."""
+    applications_per_address_per_day: int = Field(
+        default=limits.APPLICATIONS_PER_ADDRESS_PER_DAY, ge=1, le=100_000
+    )
+    """Applications one source address may start in 24 hours (then 429)."""
+    mobile_codes_per_number_per_day: int = Field(
+        default=limits.MOBILE_CODES_PER_NUMBER_PER_DAY, ge=1, le=100
+    )
+    """One-time SMS codes sent to one mobile number in 24 hours (then 429)."""
+    mobile_codes_per_address_per_day: int = Field(
+        default=limits.MOBILE_CODES_PER_ADDRESS_PER_DAY, ge=1, le=100_000
+    )
+    """One-time SMS codes one source address may ask for in 24 hours (then 429)."""
     review_sla_target_working_days: int = limits.REVIEW_SLA_TARGET_WORKING_DAYS
     review_sla_breach_working_days: int = limits.REVIEW_SLA_BREACH_WORKING_DAYS
     terminals_per_applicant_max: dict[str, int] = Field(
         default_factory=lambda: dict(limits.TERMINALS_PER_APPLICANT_MAX)
     )
     session_idle_minutes: int = limits.SESSION_IDLE_MINUTES
+    prohibited_mccs: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(limits.PROHIBITED_MCCS)
+    )
+    """Merchant categories never onboarded, code → reason; replaces the default list. From
+    the environment a JSON object, or codes separated by commas (reasons then from the
+    default list, else a generic one)."""
+    retention_years: int = Field(
+        default=limits.RETENTION_YEARS_AFTER_TERMINATION,
+        ge=limits.RETENTION_YEARS_MIN,
+        le=limits.RETENTION_YEARS_MAX,
+    )
+    """Years after a merchant's termination date before its personal data is purged."""
     log_level: str = "INFO"
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _cookie_secure_in_production(cls, value: Any, info: ValidationInfo) -> Any:
+        return info.data.get("mode") == Mode.PRODUCTION if value is None else value
+
+    @field_validator("api_docs", mode="before")
+    @classmethod
+    def _api_docs_outside_production(cls, value: Any, info: ValidationInfo) -> Any:
+        return info.data.get("mode") != Mode.PRODUCTION if value is None else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_from_a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
 
     @field_validator("acquirer_code")
     @classmethod
@@ -101,6 +169,33 @@ class Settings(BaseSettings):
         if len(value) != 3 or not value.isdigit():
             raise ValueError("acquirer_code must be three digits")
         return value
+
+    @field_validator("prohibited_mccs", mode="before")
+    @classmethod
+    def _parse_prohibited_mccs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            value = [code.strip() for code in text.split(",") if code.strip()]
+        if isinstance(value, list | tuple):
+            return {
+                str(code): limits.PROHIBITED_MCCS.get(
+                    str(code), limits.PROHIBITED_MCC_REASON_POLICY
+                )
+                for code in value
+            }
+        return value
+
+    @field_validator("prohibited_mccs")
+    @classmethod
+    def _mccs_are_four_digits(cls, value: dict[str, str]) -> dict[str, str]:
+        for code in value:
+            if len(code) != 4 or not code.isascii() or not code.isdigit():
+                raise ValueError(f"prohibited_mccs: {code!r} is not a four-digit MCC")
+        return {
+            code: reason or limits.PROHIBITED_MCC_REASON_POLICY for code, reason in value.items()
+        }
 
     @field_validator("review_sla_target_working_days", "review_sla_breach_working_days")
     @classmethod
@@ -134,6 +229,10 @@ class Settings(BaseSettings):
     def acquirer_institution_id(self) -> str:
         """Field 32: the acquirer's institution code (n..11)."""
         return f"{self.acquirer_code}0000"
+
+    @property
+    def effective_audit_anchor_dir(self) -> Path:
+        return self.audit_anchor_dir or self.data_dir / "audit-anchors"
 
     @property
     def documents_dir(self) -> Path:

@@ -170,3 +170,61 @@ class TmsAuthFailureCount(Base):
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
     failures: Mapped[int] = mapped_column(BigInteger)
     last_failure_at: Mapped[dt.datetime]
+
+
+class TransportKeyStatus(StrEnum):
+    PENDING = "pending"
+    """The first custodian's component is entered; waiting for the second."""
+    ACTIVE = "active"
+    """Both components entered: the key is registered and named by its KCV."""
+    CANCELLED = "cancelled"
+    """The ceremony was abandoned (the combined key was refused); no key exists."""
+
+
+class TransportKey(Base):
+    """A transport key (TK / ZMK) of a key-injection device, formed under dual control:
+    two custodians each enter a component, the key is their XOR. Stored only as a TR-31
+    key block under the KBPK; the first component waits encrypted under the KEK-derived
+    field key and is erased when the second arrives."""
+
+    __tablename__ = "transport_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    kcv: Mapped[str | None] = mapped_column(String(6), unique=True)
+    """The registered key's check value (6 hex digits), its name; None until registered."""
+    key_block: Mapped[str | None] = mapped_column(Text)
+    first_component_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_component_kcv: Mapped[str] = mapped_column(String(6))
+    first_custodian_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    second_custodian_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    second_component_kcv: Mapped[str | None] = mapped_column(String(6))
+    created_at: Mapped[dt.datetime]
+    registered_at: Mapped[dt.datetime | None]
+
+
+class KeyExportStatus(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    COLLECTED = "collected"
+    """The cryptogram was released to the requester, once."""
+
+
+class KeyExportRequest(Base):
+    """One export of a terminal master key under a registered transport key: requested by
+    one operator, approved by another, then collected once by the requester. The
+    cryptogram is computed at collection and never stored."""
+
+    __tablename__ = "key_export_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id"), index=True)
+    terminal_key_id: Mapped[int] = mapped_column(ForeignKey("terminal_keys.id"))
+    transport_key_id: Mapped[int] = mapped_column(ForeignKey("transport_keys.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    requested_at: Mapped[dt.datetime]
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    approved_at: Mapped[dt.datetime | None]
+    collected_at: Mapped[dt.datetime | None]

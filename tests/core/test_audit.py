@@ -11,6 +11,7 @@ from poshub.core import audit
 from poshub.core.audit import Actor, ActorKind
 from poshub.core.db import Database
 from poshub.core.settings import Settings
+from tests.conftest import TEST_KEK
 
 
 def _append(database: Database, count: int) -> None:
@@ -163,10 +164,18 @@ def test_verify_detects_a_rewritten_row_with_recomputed_hash(database: Database)
 
 
 def test_cli_verify_exit_codes(
-    database: Database, settings: Settings, capsys: pytest.CaptureFixture[str]
+    database: Database,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("POSHUB_MODE", "test")
+    monkeypatch.setenv("POSHUB_KEK", TEST_KEK)
     _append(database, 3)
     url = settings.effective_database_url
+    assert (
+        main(["--database-url", url, "--data-dir", str(settings.data_dir), "audit", "anchor"]) == 0
+    )
     assert (
         main(["--database-url", url, "--data-dir", str(settings.data_dir), "audit", "verify"]) == 0
     )

@@ -10,18 +10,26 @@ from pydantic import BaseModel
 
 from poshub.catalog import repository as catalog_repository
 from poshub.catalog.schemas import FeePlanOut, TerminalModelOut
-from poshub.core import audit, limits
+from poshub.core import anchors, audit, limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant
-from poshub.merchants.schemas import MerchantOut
+from poshub.merchants.schemas import MerchantCloseIn, MerchantOut
 from poshub.merchants.service import get_merchant
-from poshub.onboarding import repository, service
+from poshub.onboarding import consent, repository, service
 from poshub.onboarding.schemas import BlacklistIn, BlacklistOut
+from poshub.privacy import retention
+from poshub.privacy import service as privacy_service
 from poshub.staff.service import Principal
-from poshub.web.deps import PUBLIC, app_state, read_uow, staff, write_uow
-from poshub.web.roles import AUDIT_READ, BLACKLIST_READ, BLACKLIST_WRITE, MERCHANT_READ
+from poshub.web.deps import PUBLIC, app_state, read_uow, request_locale, staff, write_uow
+from poshub.web.roles import (
+    AUDIT_READ,
+    BLACKLIST_READ,
+    BLACKLIST_WRITE,
+    MERCHANT_CLOSE,
+    MERCHANT_READ,
+)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -48,7 +56,23 @@ def fee_plans(uow: Read, on: dt.date | None = None) -> list[FeePlanOut]:
     ]
 
 
-def merchant_out(merchant: Merchant) -> MerchantOut:
+class PrivacyNoticeOut(BaseModel):
+    version: str
+    """Give this as ``consents.notice_version`` with the consents."""
+    text: str
+    """The notice in the requested language (zh-CN or English)."""
+
+
+@router.get("/privacy-notice", tags=["applications"], dependencies=[PUBLIC])
+def privacy_notice(request: Request) -> PrivacyNoticeOut:
+    """The current privacy notice an applicant agrees to (docs/privacy.md)."""
+    return PrivacyNoticeOut(
+        version=consent.PRIVACY_NOTICE_VERSION,
+        text=consent.notice_text(request_locale(request)),
+    )
+
+
+def merchant_out(merchant: Merchant, retention_years: int | None = None) -> MerchantOut:
     return MerchantOut(
         id=merchant.id,
         mid=merchant.mid,
@@ -60,6 +84,11 @@ def merchant_out(merchant: Merchant) -> MerchantOut:
         region_code=merchant.region_code,
         settlement_account_masked=merchant.account_number_masked,
         created_at=merchant.created_at,
+        terminated_on=merchant.terminated_on,
+        retained_until=retention.retained_until(merchant.terminated_on, retention_years)
+        if merchant.terminated_on and retention_years
+        else None,
+        purged_at=merchant.purged_at,
     )
 
 
@@ -75,9 +104,39 @@ def merchants(
 
 @router.get("/merchants/{mid}", tags=["merchants"])
 def merchant(
-    mid: str, uow: Read, principal: Annotated[Principal, Depends(staff(*MERCHANT_READ))]
+    mid: str,
+    request: Request,
+    uow: Read,
+    principal: Annotated[Principal, Depends(staff(*MERCHANT_READ))],
 ) -> MerchantOut:
-    return merchant_out(get_merchant(uow.session, mid))
+    return merchant_out(get_merchant(uow.session, mid), app_state(request).settings.retention_years)
+
+
+@router.post("/merchants/{mid}/close", tags=["merchants"])
+def close_merchant(
+    mid: str,
+    body: MerchantCloseIn,
+    request: Request,
+    uow: Write,
+    principal: Annotated[Principal, Depends(staff(*MERCHANT_CLOSE))],
+) -> MerchantOut:
+    """End the merchant relationship on ``terminated_on``. Every terminal must have been
+    recalled (409 ``terminals_not_recalled`` names those still in service). The personal
+    data is purged once the retention period after that date has passed (docs/privacy.md)."""
+    years = app_state(request).settings.retention_years
+    found = get_merchant(uow.session, mid)
+    privacy_service.close_merchant(
+        uow.session,
+        found,
+        terminated_on=body.terminated_on,
+        reason=body.reason,
+        actor=principal.actor,
+        retention_years=years,
+        now=utcnow(),
+    )
+    out = merchant_out(found, years)
+    uow.commit()
+    return out
 
 
 def blacklist_out(row: object) -> BlacklistOut:
@@ -158,9 +217,17 @@ def audit_log(
 
 @router.get("/audit/verify", tags=["audit"])
 def audit_verify(
-    uow: Read, principal: Annotated[Principal, Depends(staff(*AUDIT_READ))]
+    request: Request, uow: Read, principal: Annotated[Principal, Depends(staff(*AUDIT_READ))]
 ) -> AuditVerifyOut:
-    checked, problem = audit.verify(uow.session)
+    """The same check as ``poshub audit verify``: every row's MAC under the KEK-derived
+    audit key, the links, the head, and every anchor kept outside the database."""
+    state = app_state(request)
+    checked, problem = anchors.verify(
+        uow.session,
+        state.vault.audit_key,
+        state.vault.audit_anchor_key,
+        state.settings.effective_audit_anchor_dir,
+    )
     return AuditVerifyOut(
         rows_checked=checked,
         intact=problem is None,

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from poshub.core import audit, limits
+from poshub.core import anchors, audit, limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, PosHubError, Unauthorized, ValidationFailed
 from poshub.core.i18n import Translator
@@ -18,7 +18,14 @@ from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository, service
 from poshub.onboarding.decisions import CHECK_LABELS, REJECTION_REASONS
 from poshub.onboarding.models import BlacklistKind
-from poshub.onboarding.schemas import ApproveIn, BlacklistIn, NoteIn, RejectIn, StaffEditIn
+from poshub.onboarding.schemas import (
+    ApproveIn,
+    BlacklistIn,
+    NoteIn,
+    OverrideDecisionIn,
+    RejectIn,
+    StaffEditIn,
+)
 from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
@@ -40,6 +47,7 @@ from poshub.web.roles import (
     BLACKLIST_READ,
     BLACKLIST_WRITE,
     MERCHANT_READ,
+    REVIEW_OVERRIDE,
     REVIEW_READ,
     REVIEW_WRITE,
 )
@@ -56,6 +64,7 @@ T = Annotated[Translator, Depends(translator)]
 AnyStaff = Annotated[Principal, Depends(staff(*ANY_STAFF))]
 Reader = Annotated[Principal, Depends(staff(*REVIEW_READ))]
 Reviewer = Annotated[Principal, Depends(staff(*REVIEW_WRITE))]
+RiskOfficer = Annotated[Principal, Depends(staff(*REVIEW_OVERRIDE))]
 
 
 def _safe_next(target: str | None) -> str:
@@ -156,14 +165,37 @@ def _detail_context(
     application = service.get_for_review(uow.session, application_id)
     view = review_view(uow.session, application, t)
     editors = repository.editor_ids(uow.session, application.id)
+    pending = repository.pending_override(uow.session, application.id)
+    is_editor = principal.user_id in editors
+    can_override = principal.has_any(REVIEW_OVERRIDE)
+    # Who may decide the pending override: a risk officer who neither asked for it nor
+    # changed the application (the service enforces the same; the page only shows what
+    # the viewer can use).
+    override_barred = None
+    if pending is not None and can_override:
+        if pending.requested_by_id == principal.user_id:
+            override_barred = N_(
+                "You asked for this override, so another risk officer must decide it."
+            )
+        elif is_editor:
+            override_barred = N_(
+                "You edited this application, so another risk officer must decide the override."
+            )
     return {
         "application": application,
         "view": view,
         "check_labels": {code: check_label(code, t) for code in CHECK_LABELS},
         "rejection_reasons": {code: t(label) for code, label in REJECTION_REASONS.items()},
         "is_assignee": application.assigned_reviewer_id == principal.user_id,
-        "is_editor": principal.user_id in editors,
+        "is_editor": is_editor,
         "can_review": principal.has_any(REVIEW_WRITE),
+        "can_override": can_override,
+        "may_decide_override": can_override and pending is not None and override_barred is None,
+        "override_barred": override_barred,
+        "override_check_names": ", ".join(check_label(c, t) for c in view.override_checks),
+        "requested_check_names": ", ".join(check_label(c, t) for c in pending.checks)
+        if pending
+        else "",
         "errors": [],
     }
 
@@ -237,6 +269,7 @@ def request_info(
     principal: Reviewer,
     t: T,
     message: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
     onboarding = app_state(request).onboarding
     return _act(
@@ -246,7 +279,13 @@ def request_info(
         principal,
         t,
         lambda a: service.request_info(
-            uow.session, onboarding, a, principal, _message(message), now=utcnow()
+            uow.session,
+            onboarding,
+            a,
+            principal,
+            _message(message),
+            note=note.strip() or None,
+            now=utcnow(),
         ),
     )
 
@@ -321,6 +360,7 @@ def approve(
     principal: Reviewer,
     t: T,
     note: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
 ) -> Response:
     onboarding = app_state(request).onboarding
     return _act(
@@ -334,10 +374,63 @@ def approve(
             onboarding,
             a,
             principal,
-            ApproveIn(note=note.strip() or None),
+            ApproveIn(note=note.strip() or None, message=message.strip() or None),
             now=utcnow(),
         ),
     )
+
+
+def _act_on_override(
+    request: Request,
+    uow: UnitOfWork,
+    override_id: int,
+    principal: Principal,
+    t: Translator,
+    decide: str,
+    note: str,
+) -> Response:
+    """Approve or decline an override request; on a refusal, show the application again."""
+    onboarding = app_state(request).onboarding
+    _, application = service.get_override(uow.session, override_id)
+    application_id = application.id
+
+    def action(application: Any) -> None:
+        row, _ = service.get_override(uow.session, override_id, for_update=True)
+        decision = OverrideDecisionIn(note=note.strip())
+        if decide == "approve":
+            service.approve_override(
+                uow.session, onboarding, row, application, principal, decision, now=utcnow()
+            )
+        else:
+            service.decline_override(
+                uow.session, row, application, principal, decision, now=utcnow()
+            )
+
+    return _act(request, uow, application_id, principal, t, action)
+
+
+@router.post("/overrides/{override_id}/approve")
+def override_approve(
+    override_id: int,
+    request: Request,
+    uow: Write,
+    principal: RiskOfficer,
+    t: T,
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    return _act_on_override(request, uow, override_id, principal, t, "approve", note)
+
+
+@router.post("/overrides/{override_id}/decline")
+def override_decline(
+    override_id: int,
+    request: Request,
+    uow: Write,
+    principal: RiskOfficer,
+    t: T,
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    return _act_on_override(request, uow, override_id, principal, t, "decline", note)
 
 
 @router.post("/applications/{application_id}/reject")
@@ -345,11 +438,19 @@ async def reject(application_id: str, request: Request, principal: Reviewer) -> 
     form = await request.form()
     reasons = [str(r) for r in form.getlist("reasons")]
     note_text = str(form.get("note", "")).strip()
-    return await run_in_threadpool(_reject, request, application_id, principal, reasons, note_text)
+    message_text = str(form.get("message", "")).strip()
+    return await run_in_threadpool(
+        _reject, request, application_id, principal, reasons, note_text, message_text
+    )
 
 
 def _reject(
-    request: Request, application_id: str, principal: Principal, reasons: list[str], note_text: str
+    request: Request,
+    application_id: str,
+    principal: Principal,
+    reasons: list[str],
+    note_text: str,
+    message_text: str,
 ) -> Response:
     state = app_state(request)
     t = request_translator(request)
@@ -365,7 +466,7 @@ def _reject(
                 state.onboarding,
                 a,
                 principal,
-                RejectIn(reasons=reasons, note=note_text or None),
+                RejectIn(reasons=reasons, note=note_text or None, message=message_text or None),
                 now=utcnow(),
             ),
         )
@@ -461,7 +562,17 @@ def audit_page(
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
     verify: bool = False,
 ) -> Response:
-    result = audit.verify(uow.session) if verify else None
+    state = app_state(request)
+    result = (
+        anchors.verify(
+            uow.session,
+            state.vault.audit_key,
+            state.vault.audit_anchor_key,
+            state.settings.effective_audit_anchor_dir,
+        )
+        if verify
+        else None
+    )
     entries = audit.recent(uow.session, entity_id=entity_id or None, limit=limits.PAGE_SIZE_MAX)
     return render(
         request,
