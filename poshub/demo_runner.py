@@ -105,7 +105,11 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     ]
     try:
         uvicorn.run(
-            create_app(state), host=settings.web_host, port=settings.web_port, log_level="info"
+            create_app(state),
+            host=settings.web_host,
+            port=settings.web_port,
+            log_level="info",
+            proxy_headers=False,  # the app reads X-Forwarded-For itself (trusted proxies only)
         )
     finally:
         stop.set()

@@ -22,7 +22,9 @@ from poshub.web.security import (
     SAFE_METHODS,
     SESSION_COOKIE,
     RouteAccess,
+    client_address,
     csrf_valid,
+    proxy_networks,
 )
 
 
@@ -80,7 +82,12 @@ async def translator(request: Request) -> Translator:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address, for audit records, e-signatures, login throttling and rate
+    limits: the only place that reads it (``X-Forwarded-For`` counts only from the
+    proxies in ``POSHUB_TRUSTED_PROXIES``; see :func:`~poshub.web.security.client_address`)."""
+    trusted = proxy_networks(tuple(app_state(request).settings.trusted_proxies))
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 def is_api(request: Request) -> bool:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from fastapi import Request
@@ -43,6 +46,57 @@ def safe_local_path(target: str | None, default: str = "/", *, prefix: str = "/"
     ):
         return default
     return target
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@lru_cache(maxsize=8)
+def proxy_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """``POSHUB_TRUSTED_PROXIES`` as networks (parsed once per distinct setting)."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _address(text: str) -> Address | None:
+    """An ``X-Forwarded-For`` hop as an address: ``1.2.3.4``, ``1.2.3.4:5678``, ``::1``
+    or ``[::1]:5678``; None for anything else (``unknown``, obfuscated names, garbage)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[Network]
+) -> str:
+    """The address of the client: the socket peer, unless the peer is a trusted proxy;
+    then ``X-Forwarded-For`` is read from the right (the hops the trusted proxies
+    appended) and the first hop that is not itself a trusted proxy is the client.
+
+    A client can write anything into the header; only what trusted proxies appended
+    counts. A malformed hop ends the walk at the last trusted address before it, and a
+    chain of nothing but trusted proxies yields its leftmost hop.
+    """
+    if not peer:
+        return "unknown"
+    current = _address(peer)
+    if current is None or not trusted or not any(current in net for net in trusted):
+        return peer
+    hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        current = address
+        if not any(address in net for net in trusted):
+            break
+    return str(current)
 
 
 def csrf_token_for(key: bytes, cookie_value: str) -> str:

@@ -62,6 +62,7 @@ class LiveServer:
             access_log=False,
             lifespan="on",
             ws="none",
+            proxy_headers=False,  # as `poshub web`: the app decides whom to believe
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
