@@ -368,7 +368,7 @@ def sign_contract(state: AppState, mid: str) -> None:
                 account_number_masked=merchant.account_number_masked,
                 terms={
                     "merchant_address": "安徽省合肥市蜀山区长江西路 100 号",
-                    "terminals": [["智能POS", "Smart POS", 3]],
+                    "terminals": [["智能POS A8", "Smart POS A8", 3, "SMART-A8"]],
                 },
                 pdf_sha256="0" * 64,
                 pdf_size_bytes=0,

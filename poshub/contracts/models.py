@@ -43,6 +43,9 @@ class AmendmentKind(StrEnum):
     FEE_CHANGE = "fee_change"
     SETTLEMENT_ACCOUNT_CHANGE = "settlement_account_change"
     SETTLEMENT_CYCLE_CHANGE = "settlement_cycle_change"
+    TERMINAL_CHANGE = "terminal_change"
+    """A supplementary agreement (补充协议) raising the number of terminals or adding models:
+    allocation follows the terminal lines of the version in effect."""
 
 
 class Contract(Base):

@@ -118,7 +118,7 @@ def _snapshot(
     previous: Contract | None,
     change_summary: str | None,
     changes: tuple[list[str], list[str]],
-    terminals: list[tuple[str, str, int]],
+    terminals: list[TerminalTerms],
 ) -> dict[str, Any]:
     """Every term of this version, as plain JSON: the contract is re-rendered from this,
     never from live rows that may change later."""
@@ -227,7 +227,9 @@ def terms_of(snapshot: dict[str, Any]) -> document.ContractTerms:
             account_name=s["account_name"],
             account_number_masked=s["account_number_masked"],
         ),
-        terminals=tuple(document.TerminalLine(zh, en, count) for zh, en, count in s["terminals"]),
+        terminals=tuple(
+            document.TerminalLine(line[0], line[1], line[2]) for line in s["terminals"]
+        ),
         data_backup_frequency=s["data_backup_frequency"],
         refund_policy=document.RefundPolicy(
             window_days=s["refund_window_days"], fee_refunded=False
@@ -247,18 +249,47 @@ def terms_of(snapshot: dict[str, Any]) -> document.ContractTerms:
     )
 
 
-def _terminal_lines(session: Session, application: Application) -> list[tuple[str, str, int]]:
-    lines = []
-    for line in onboarding_repository.terminal_lines(session, application.id):
-        model = catalog_repository.terminal_model(session, line.model_code)
-        lines.append(
-            (
-                model.name_zh if model else line.model_code,
-                model.name_en if model else line.model_code,
-                line.count,
-            )
-        )
+TerminalTerms = tuple[str, str, int, str | None]
+"""One terminal line of a contract: ``(name_zh, name_en, count, model_code)``. Snapshots
+written before the model code was kept have three elements; the code is then found by name
+(:func:`terminal_lines`), or is None when no catalogue model has that name."""
+
+
+def _terminal_line(session: Session, code: str, count: int) -> TerminalTerms:
+    model = catalog_repository.terminal_model(session, code)
+    return (model.name_zh if model else code, model.name_en if model else code, count, code)
+
+
+def _terminal_lines(session: Session, application: Application) -> list[TerminalTerms]:
+    return [
+        _terminal_line(session, line.model_code, line.count)
+        for line in onboarding_repository.terminal_lines(session, application.id)
+    ]
+
+
+def terminal_lines(session: Session, contract: Contract) -> list[TerminalTerms]:
+    """The terminal lines a contract version covers, each with its model code."""
+    lines: list[TerminalTerms] = []
+    by_name: dict[str, str] | None = None
+    for line in contract.terms.get("terminals", []):
+        code: str | None = line[3] if len(line) > 3 else None
+        if code is None:
+            if by_name is None:
+                models = catalog_repository.terminal_models(session, active_only=False)
+                by_name = {m.name_zh: m.code for m in models} | {m.name_en: m.code for m in models}
+            code = by_name.get(line[0]) or by_name.get(line[1])
+        lines.append((line[0], line[1], int(line[2]), code))
     return lines
+
+
+def terminal_allowance(session: Session, contract: Contract) -> dict[str, int]:
+    """Model code → how many terminals of it the contract version covers. A line whose
+    model cannot be told covers no model: allocation under it is refused, not guessed."""
+    allowance: dict[str, int] = {}
+    for _zh, _en, count, code in terminal_lines(session, contract):
+        if code is not None:
+            allowance[code] = allowance.get(code, 0) + count
+    return allowance
 
 
 def _render_and_store(deps: OnboardingDeps, snapshot: dict[str, Any]) -> tuple[str, int]:
@@ -341,6 +372,7 @@ def generate(
         amendment_kind=None,
         change_summary=None,
         changes=([], []),
+        terminals=_terminal_lines(session, application),
         now=now,
     )
 
@@ -367,6 +399,7 @@ def _create_version(
     amendment_kind: AmendmentKind | None,
     change_summary: str | None,
     changes: tuple[list[str], list[str]],
+    terminals: list[TerminalTerms],
     now: dt.datetime,
 ) -> Contract:
     snapshot = _snapshot(
@@ -387,7 +420,7 @@ def _create_version(
         previous=previous,
         change_summary=change_summary,
         changes=changes,
-        terminals=_terminal_lines(session, application),
+        terminals=terminals,
     )
     digest, size = _render_and_store(deps, snapshot)
     contract = Contract(
@@ -429,6 +462,7 @@ def _create_version(
             "plan": f"{plan.code}/v{plan.version}",
             "pdf_sha256": digest,
             "amendment_kind": contract.amendment_kind,
+            "terminals": {code or name_zh: count for name_zh, _en, count, code in terminals},
         },
     )
     notify.enqueue(
@@ -530,7 +564,13 @@ def amend(
     account_number = deps.vault.decrypt(current.account_number_enc, context=ACCOUNT_CONTEXT)
     masked = current.account_number_masked
     old_plan = f"{plan.code} v{plan.version}"
-    if data.kind == AmendmentKind.FEE_CHANGE:
+    terminals = terminal_lines(session, current)
+    terminal_changes: tuple[list[str], list[str]] | None = None
+    if data.kind == AmendmentKind.TERMINAL_CHANGE:
+        old_terminals = terminals
+        terminals = _amended_terminals(session, merchant, old_terminals, data)
+        terminal_changes = _describe_terminal_change(old_terminals, terminals, data.effective_from)
+    elif data.kind == AmendmentKind.FEE_CHANGE:
         if not data.fee_plan_code:
             raise ValidationFailed(
                 [
@@ -594,7 +634,7 @@ def amend(
             raise ValidationFailed(errors)
         bank_name, account_name = account.bank_name.strip(), account.account_name.strip()
         account_number, masked = number, mask_tail(number)
-    changes = _describe_change(
+    changes = terminal_changes or _describe_change(
         data.kind,
         old_plan=old_plan,
         new_plan=f"{plan.code} v{plan.version}",
@@ -626,7 +666,123 @@ def amend(
         amendment_kind=data.kind,
         change_summary=data.summary.strip() or None,
         changes=changes,
+        terminals=terminals,
         now=now,
+    )
+
+
+def _amended_terminals(
+    session: Session, merchant: Merchant, current: list[TerminalTerms], data: AmendmentIn
+) -> list[TerminalTerms]:
+    """The terminal lines of a supplementary agreement (补充协议): the current lines with the
+    counts given raised and the models given added. Every wrong line is reported at once."""
+    if not data.terminals:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "terminals",
+                    "terminals.required",
+                    N_("List the terminal models and the counts the amended contract covers."),
+                )
+            ]
+        )
+    known = {m.code for m in catalog_repository.terminal_models(session)}
+    counts = {code: count for _zh, _en, count, code in current if code is not None}
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    amended = dict(counts)
+    for index, line in enumerate(data.terminals):
+        code = line.model_code.strip().upper()
+        if code not in known:
+            errors.append(
+                FieldError(
+                    f"terminals[{index}].model_code",
+                    "terminals.model_unknown",
+                    N_("Unknown terminal model {model}."),
+                    {"model": code[:32]},
+                )
+            )
+            continue
+        if code in seen:
+            errors.append(
+                FieldError(
+                    f"terminals[{index}].model_code",
+                    "terminals.model_repeated",
+                    N_("Terminal model {model} is listed twice."),
+                    {"model": code},
+                )
+            )
+            continue
+        seen.add(code)
+        if line.count < counts.get(code, 0):
+            errors.append(
+                FieldError(
+                    f"terminals[{index}].count",
+                    "terminals.count_lowered",
+                    N_(
+                        "The contract covers {count} terminals of model {model}; a "
+                        "supplementary agreement raises the count, it cannot lower it."
+                    ),
+                    {"model": code, "count": str(counts[code])},
+                )
+            )
+            continue
+        amended[code] = line.count
+    if not errors and amended == counts:
+        errors.append(
+            FieldError(
+                "terminals",
+                "terminals.unchanged",
+                N_("Raise a count or add a model: these are the terminals the contract covers."),
+            )
+        )
+    if not errors:
+        violation = rules.check_terminal_count(merchant.applicant_kind, sum(amended.values()))
+        if violation is not None:
+            errors.append(
+                FieldError(
+                    "terminals",
+                    violation.code,
+                    rules.MESSAGES[violation.code],
+                    violation.params,
+                )
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    lines: list[TerminalTerms] = [
+        (zh, en, amended[code] if code is not None else count, code)
+        for zh, en, count, code in current
+    ]
+    lines += [
+        _terminal_line(session, code, amended[code])
+        for code in sorted(amended)
+        if code not in counts
+    ]
+    return lines
+
+
+def _describe_terminal_change(
+    old: list[TerminalTerms], new: list[TerminalTerms], effective_from: dt.date
+) -> tuple[list[str], list[str]]:
+    """The supplementary agreement's change, in both contract languages."""
+
+    def listed(lines: list[TerminalTerms], zh: bool) -> str:
+        if zh:
+            return "、".join(f"{name_zh} {count} 台" for name_zh, _en, count, _code in lines)
+        return ", ".join(f"{count} × {name_en}" for _zh, name_en, count, _code in lines)
+
+    day = effective_from.isoformat()
+    return (
+        [
+            f"补充协议：自 {day} 起，甲方向乙方布放的终端由 {listed(old, True)}"
+            f"（共 {sum(line[2] for line in old)} 台）变更为 {listed(new, True)}"
+            f"（共 {sum(line[2] for line in new)} 台）。"
+        ],
+        [
+            f"Supplementary agreement: from {day}, the terminals Party A deploys to Party B "
+            f"change from {listed(old, False)} ({sum(line[2] for line in old)} in total) to "
+            f"{listed(new, False)} ({sum(line[2] for line in new)} in total)."
+        ],
     )
 
 

@@ -105,13 +105,15 @@ def device_of(session: Session, terminal_id: int) -> Device | None:
     ).scalar_one_or_none()
 
 
-def open_terminal_count(session: Session, merchant_id: int) -> int:
-    """Terminals of the merchant not closed: what its contract's terminal count covers."""
-    return session.execute(
-        select(func.count())
-        .select_from(Terminal)
+def open_terminal_counts_by_model(session: Session, merchant_id: int) -> dict[str, int]:
+    """Terminals of the merchant not closed, per model code: what the contract's terminal
+    lines cover."""
+    rows = session.execute(
+        select(Terminal.model_code, func.count())
         .where(Terminal.merchant_id == merchant_id, Terminal.status != "closed")
-    ).scalar_one()
+        .group_by(Terminal.model_code)
+    ).all()
+    return {str(code): int(count) for code, count in rows}
 
 
 def active_terminal_count(session: Session, merchant_id: int) -> int:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from poshub.catalog import repository as catalog_repository
 from poshub.contracts import repository as contract_repository
+from poshub.contracts import service as contract_service
+from poshub.contracts.models import Contract
 from poshub.core import audit, ids, limits
 from poshub.core.audit import Actor
 from poshub.core.crypto import KeyVault, sha256_hex
@@ -144,19 +146,7 @@ def allocate(
             mid=merchant.mid,
         )
     device = _device_in_stock(session, serial_number)
-    allowed = sum(int(line[2]) for line in contract.terms.get("terminals", []))
-    if repository.open_terminal_count(session, merchant.id) >= allowed:
-        # The contract fixes how many terminals the merchant rents (R5); more needs an
-        # amendment, not a quiet allocation.
-        raise Conflict(
-            N_(
-                "Merchant {mid}'s contract allows {allowed} terminals and all are allocated: "
-                "amend the contract before allocating another."
-            ),
-            code="contract_terminal_limit",
-            mid=merchant.mid,
-            allowed=str(allowed),
-        )
+    _check_contract_covers(session, merchant, contract, device.model_code)
     tid = ids.make_tid(take_next(session, ids.TID_SEQUENCE_NAME, maximum=ids.TID_MAX))
     terminal = Terminal(
         tid=tid,
@@ -202,6 +192,44 @@ def allocate(
         {"mid": merchant.mid, "serial": device.serial_number, "kcv": kcv},
     )
     return Provisioned(terminal, device, kcv, secret)
+
+
+def _check_contract_covers(
+    session: Session, merchant: Merchant, contract: Contract, model_code: str
+) -> None:
+    """The contract in effect fixes which models and how many of each the merchant rents
+    (R5, PBOC 2013 No. 9): another model or one more needs a supplementary agreement
+    (补充协议, ``terminal_change``), not a quiet allocation."""
+    allowance = contract_service.terminal_allowance(session, contract)
+    if model_code not in allowance:
+        raise Conflict(
+            N_(
+                "Contract {number} (version {version}) of merchant {mid} does not cover model "
+                "{model}; it covers {models}. A supplementary agreement adding the model must "
+                "be signed first."
+            ),
+            code="contract_terminal_model",
+            mid=merchant.mid,
+            number=contract.contract_number,
+            version=str(contract.version),
+            model=model_code,
+            models=", ".join(sorted(allowance)) or "-",
+        )
+    allowed = allowance[model_code]
+    if repository.open_terminal_counts_by_model(session, merchant.id).get(model_code, 0) >= allowed:
+        raise Conflict(
+            N_(
+                "Contract {number} (version {version}) allows merchant {mid} {allowed} terminals "
+                "of model {model} and all are allocated: a supplementary agreement raising the "
+                "count must be signed first."
+            ),
+            code="contract_terminal_limit",
+            mid=merchant.mid,
+            number=contract.contract_number,
+            version=str(contract.version),
+            model=model_code,
+            allowed=str(allowed),
+        )
 
 
 def _device_in_stock(session: Session, serial_number: str) -> Device:

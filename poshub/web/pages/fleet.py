@@ -81,6 +81,7 @@ AMENDMENT_KIND_LABELS = {
     "fee_change": N_("Fee plan change"),
     "settlement_cycle_change": N_("Settlement cycle change"),
     "settlement_account_change": N_("Settlement account change"),
+    "terminal_change": N_("Supplementary agreement: terminals"),
 }
 CONTRACT_LANGUAGE_LABELS = {"zh": N_("Chinese"), "en": N_("English")}
 NO_FILE = N_("Choose the supplier's CSV file to import.")
