@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import string
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -18,21 +19,30 @@ from poshub.onboarding.rules import (
     MESSAGES,
     DocumentKind,
     MccRiskClass,
+    Owner,
     RuleViolation,
     check_account_name,
     check_account_number,
+    check_agent,
+    check_beneficial_owners,
+    check_beneficial_owners_named,
+    check_id_expiry,
     check_licence_expiry,
     check_mcc,
+    check_mcc_allowed,
     check_mobile,
     check_resident_id,
+    check_settlement_account,
     check_terminal_count,
     check_uscc,
+    check_uscc_kind,
     is_card_number,
     mcc_info,
     names_match,
     normalize_mobile,
     normalize_resident_id,
     normalize_uscc,
+    organization_code_check_digit,
     required_documents,
     requires_site_survey,
     resident_id_birth_date,
@@ -54,6 +64,9 @@ def flip_check_digit(number: str) -> str:
 
 
 def make_uscc(body: str = "91340104MA2N00001") -> str:
+    """A valid code from ``body``'s first 16 characters: the organisation code's own check
+    character (GB 11714) and then the code's are computed."""
+    body = body[:16] + organization_code_check_digit(body[8:16])
     return body + uscc.calc_check_digit(body)
 
 
@@ -93,19 +106,16 @@ def test_resident_id_in_full_width_digits_passes() -> None:
     assert check_resident_id(full_width, TODAY) is None
 
 
-@pytest.mark.parametrize(
-    "number",
-    [
-        "",
-        "12345",
-        "34010419900307123",
-        "3401041990030712345",
-        "34010419900307123A",
-        "X40104199003071234",
-    ],
-)
+@pytest.mark.parametrize("number", ["34010419900307123A", "X40104199003071234"])
 def test_resident_id_format(number: str) -> None:
     assert check_resident_id(number, TODAY) == RuleViolation("id_number.format")
+
+
+@pytest.mark.parametrize("number", ["", "12345", "34010419900307123", "3401041990030712345"])
+def test_resident_id_length(number: str) -> None:
+    assert check_resident_id(number, TODAY) == RuleViolation(
+        "id_number.length", {"expected": "18", "length": str(len(number))}
+    )
 
 
 def test_resident_id_checksum() -> None:
@@ -193,7 +203,7 @@ def test_valid_uscc_passes_even_lowercase_and_spaced() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "9134010", "91340104MA2N000011X", "A1340104MA2N00001Q", "91340104MA2I00001Q"],
+    ["", "9134010", "91340104MA2N000011X", "A134O104MA2N00001Q", "91340104MA2I00001Q"],
 )
 def test_uscc_format(value: str) -> None:
     assert check_uscc(value) == RuleViolation("uscc.format")
@@ -385,7 +395,7 @@ def test_required_documents_individual_business() -> None:
 
 def test_required_documents_established_enterprise() -> None:
     assert required_documents("enterprise", date(2025, 6, 1), TODAY) == BUSINESS | {
-        DocumentKind.TAX_REGISTRATION,
+        DocumentKind.ACCOUNT_OPENING_PROOF,
         DocumentKind.FINANCIAL_STATEMENTS,
     }
 
@@ -393,7 +403,7 @@ def test_required_documents_established_enterprise() -> None:
 @pytest.mark.parametrize("established_on", [None, date(2025, 6, 2), TODAY])
 def test_required_documents_young_enterprise(established_on: date | None) -> None:
     assert required_documents("enterprise", established_on, TODAY) == BUSINESS | {
-        DocumentKind.TAX_REGISTRATION,
+        DocumentKind.ACCOUNT_OPENING_PROOF,
         DocumentKind.BUSINESS_PLAN,
     }
 
@@ -415,6 +425,7 @@ def _violations() -> list[RuleViolation]:
     """One real case for every code a rule can return."""
     found = [
         check_resident_id("12345", TODAY),
+        check_resident_id("34010419900307123A", TODAY),
         check_resident_id(flip_check_digit(make_resident_id()), TODAY),
         check_resident_id(make_resident_id(birth="19901307"), TODAY),
         check_resident_id(make_resident_id(birth="20100101"), TODAY),
@@ -424,6 +435,37 @@ def _violations() -> list[RuleViolation]:
         check_account_number("12ab"),
         check_account_number(flip_check_digit(make_card())),
         check_account_name("王五", "张三"),
+        check_resident_id(make_resident_id(area="990101"), TODAY),
+        check_id_expiry(None, False, "", TODAY),
+        check_id_expiry(TODAY, True, "", TODAY),
+        check_id_expiry(date(2020, 1, 1), False, "", TODAY),
+        check_id_expiry(date(2060, 1, 1), False, "", TODAY),
+        check_id_expiry(None, True, make_resident_id(birth="19900101"), TODAY),
+        check_uscc(_code("B1")),
+        check_uscc(_code("94")),
+        check_uscc(_bad_organization_code()),
+        check_uscc_kind(_code("91"), "individual_business"),
+        check_uscc_kind(_code("92"), "enterprise"),
+        *check_settlement_account(
+            "enterprise", "personal", "张三", make_card(), legal_name="张三", business_name="某公司"
+        ),
+        *check_settlement_account(
+            "individual", "unit", "某小店", "12345678901", legal_name="张三", business_name="某小店"
+        ),
+        check_mcc_allowed("7995"),
+        *(v for _, v in check_agent(True, None, make_resident_id(), TODAY)),
+        *(v for _, v in check_agent(False, make_resident_id(), make_resident_id(), TODAY)),
+        *(v for _, v in check_agent(True, "34010419900307123X", "34010419900307123X", TODAY)),
+        check_beneficial_owners_named("enterprise", 0),
+        *(v for _, v in check_beneficial_owners("individual", [_owner()], TODAY)),
+        *(
+            v
+            for _, v in check_beneficial_owners(
+                "enterprise",
+                [_owner(), _owner(), _owner("share", None), _owner("share", Decimal(10))],
+                TODAY,
+            )
+        ),
         check_licence_expiry(date(2020, 1, 1), TODAY),
         check_mcc("12"),
         check_mcc("9999"),
@@ -431,6 +473,21 @@ def _violations() -> list[RuleViolation]:
         check_terminal_count("individual", 0),
     ]
     return [violation for violation in found if violation is not None]
+
+
+def _code(prefix: str, organization: str = "MA2N0001") -> str:
+    body = f"{prefix}340104{organization}{organization_code_check_digit(organization)}"
+    return body + uscc.calc_check_digit(body)
+
+
+def _bad_organization_code() -> str:
+    good = _code("91")
+    body = good[:16] + ("1" if good[16] != "1" else "2")
+    return body + uscc.calc_check_digit(body)
+
+
+def _owner(basis: str = "share", share: Decimal | None = Decimal(60)) -> Owner:
+    return Owner(make_resident_id(birth="19700101"), basis, share)
 
 
 def _region_errors() -> list[RegionError]:
