@@ -20,9 +20,6 @@ class StaffUser(Base):
     """argon2id hash; the password itself is never stored."""
     password_changed_at: Mapped[dt.datetime]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    """Consecutive failed logins since the last success or lock-out."""
-    locked_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime]
 
 
@@ -51,3 +48,18 @@ class StaffSession(Base):
     """Absolute end of the session, whatever the activity."""
     revoked_at: Mapped[dt.datetime | None]
     client_ip: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed logins counted for one source address and one account together ("pair"),
+    or for one source address over every account ("source"). Nothing is counted against
+    an account alone: a guesser elsewhere cannot lock its owner out."""
+
+    __tablename__ = "staff_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 of the kind, the address and the user name: neither is kept in clear."""
+    failures: Mapped[int]
+    """Failures in the window that started at ``window_started_at``."""
+    window_started_at: Mapped[dt.datetime]
+    blocked_until: Mapped[dt.datetime | None]

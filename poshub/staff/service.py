@@ -1,4 +1,4 @@
-"""Staff accounts, login with lock-out, and server-side sessions."""
+"""Staff accounts, throttled login, and server-side sessions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session
 
 from poshub.core import audit, limits
 from poshub.core.audit import Actor, ActorKind
-from poshub.core.clock import local_time
 from poshub.core.db import utcnow
 from poshub.core.errors import N_, Conflict, FieldError, Unauthorized, ValidationFailed
 from poshub.core.roles import Role
 from poshub.staff import passwords, repository
-from poshub.staff.models import StaffRole, StaffSession, StaffUser
+from poshub.staff.models import LoginThrottle, StaffRole, StaffSession, StaffUser
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,6 @@ def create_user(
         password_hash=passwords.hash_password(password),
         password_changed_at=now,
         active=True,
-        failed_logins=0,
         created_at=now,
     )
     session.add(user)
@@ -102,12 +100,62 @@ def create_user(
     return user
 
 
-def _local(moment: dt.datetime) -> str:
-    return local_time(moment).strftime("%Y-%m-%d %H:%M")
+INVALID_LOGIN = N_(
+    "Wrong user name or password. After {failures} failures from one address, logins from"
+    " there to that account pause for {minutes} minutes."
+)
+"""The one answer to every refused login: unknown user, wrong password, or throttled."""
 
 
-INVALID_LOGIN = N_("Wrong user name or password.")
-LOCKED = N_("Too many failed attempts: this account is locked until {until}.")
+def _throttle_key(kind: str, client_ip: str, username: str = "") -> str:
+    return hashlib.sha256(f"{kind}\n{client_ip}\n{username.casefold()}".encode()).hexdigest()
+
+
+def _throttle_limits() -> dict[str, int]:
+    return {
+        "pair": limits.LOGIN_FAILURES_PER_SOURCE_ACCOUNT_MAX,
+        "source": limits.LOGIN_FAILURES_PER_SOURCE_MAX,
+    }
+
+
+def _refused() -> Unauthorized:
+    return Unauthorized(
+        INVALID_LOGIN,
+        code="invalid_login",
+        failures=str(limits.LOGIN_FAILURES_PER_SOURCE_ACCOUNT_MAX),
+        minutes=str(limits.LOGIN_THROTTLE_MINUTES),
+    )
+
+
+def _count_failure(
+    session: Session,
+    rows: dict[str, LoginThrottle],
+    keys: dict[str, str],
+    *,
+    username: str,
+    client_ip: str,
+    now: dt.datetime,
+) -> None:
+    """One more failure on the pair's and the source's counters; a counter at its limit
+    blocks for ``LOGIN_THROTTLE_MINUTES`` (a block is never extended by failures in it)."""
+    window = dt.timedelta(minutes=limits.LOGIN_THROTTLE_WINDOW_MINUTES)
+    for kind, key in keys.items():
+        row = rows[key]
+        if row.blocked_until is not None and row.blocked_until > now:
+            continue
+        if row.window_started_at + window <= now or row.blocked_until is not None:
+            row.failures, row.window_started_at, row.blocked_until = 0, now, None
+        row.failures += 1
+        if row.failures >= _throttle_limits()[kind]:
+            row.blocked_until = now + dt.timedelta(minutes=limits.LOGIN_THROTTLE_MINUTES)
+            audit.record(
+                session,
+                Actor(ActorKind.SYSTEM, "login-throttle"),
+                "staff.login_throttled",
+                "staff_user" if kind == "pair" else "client_address",
+                username[:64] if kind == "pair" else client_ip[:64],
+                {"client_ip": client_ip, "scope": kind},
+            )
 
 
 def login(
@@ -118,35 +166,36 @@ def login(
     client_ip: str,
     now: dt.datetime | None = None,
 ) -> LoginResult:
-    """Check credentials, count failures, lock after the limit, open a session.
+    """Check credentials and open a session, throttled per (address, account) and per
+    address, never per account alone.
 
-    The failure counter and the lock are written even when the login fails, so the
-    caller must commit on failure too (the web layer does).
+    Every attempt does the same work whatever the outcome: one argon2 verification
+    (against a dummy hash for an unknown or inactive user, and still for a throttled
+    one), the throttle rows read, and on refusal both counters written; every refusal
+    is the same :data:`INVALID_LOGIN` 401. So neither the answer nor its time tells a
+    guesser whether the user exists or the address is paused. The caller commits on
+    refusal too (the web layer does), to keep the counts.
     """
     now = now or utcnow()
+    keys = {
+        "pair": _throttle_key("pair", client_ip, username),
+        "source": _throttle_key("source", client_ip),
+    }
+    rows = repository.throttles(session, list(keys.values()), now)
+    throttled = any(
+        row.blocked_until is not None and row.blocked_until > now for row in rows.values()
+    )
     user = repository.by_username(session, username)
-    if user is None or not user.active:
-        passwords.verify_password(passwords.DUMMY_HASH, password)
-        raise Unauthorized(INVALID_LOGIN, code="invalid_login")
-    if user.locked_until is not None and user.locked_until > now:
-        raise Unauthorized(LOCKED, code="locked", until=_local(user.locked_until))
-    if not passwords.verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= limits.LOGIN_FAILURES_BEFORE_LOCKOUT:
-            user.locked_until = now + dt.timedelta(minutes=limits.LOCKOUT_MINUTES)
-            user.failed_logins = 0
-            audit.record(
-                session,
-                Actor(ActorKind.STAFF, username),
-                "staff.locked",
-                "staff_user",
-                username,
-                {"client_ip": client_ip},
-            )
-            raise Unauthorized(LOCKED, code="locked", until=_local(user.locked_until))
-        raise Unauthorized(INVALID_LOGIN, code="invalid_login")
-    user.failed_logins = 0
-    user.locked_until = None
+    known = user is not None and user.active
+    checked_hash = user.password_hash if user is not None and known else passwords.DUMMY_HASH
+    right = passwords.verify_password(checked_hash, password)
+    if user is None or not known or not right or throttled:
+        _count_failure(session, rows, keys, username=username, client_ip=client_ip, now=now)
+        raise _refused()
+    repository.forget_throttle(session, keys["pair"])
+    source = rows[keys["source"]]
+    if source.failures == 0 and source.blocked_until is None:
+        repository.forget_throttle(session, keys["source"])  # keep only rows that count
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     token = secrets.token_urlsafe(32)

@@ -18,6 +18,7 @@ APPLICATION_STATUS_LABELS = {
     "submitted": N_("Submitted"),
     "under_review": N_("Under review"),
     "needs_info": N_("More information needed"),
+    "pending_override": N_("Awaiting risk officer approval"),
     "approved": N_("Approved"),
     "rejected": N_("Rejected"),
     "withdrawn": N_("Withdrawn"),
@@ -39,6 +40,9 @@ EVENT_LABELS = {
     "approved": N_("Approved"),
     "rejected": N_("Rejected"),
     "sla_breached": N_("Review deadline breached"),
+    "override_requested": N_("Approval over failed checks requested"),
+    "override_approved": N_("Override approved by risk officer"),
+    "override_declined": N_("Override declined by risk officer"),
 }
 CHECK_STATUS_LABELS = {
     "pass": N_("Pass"),
@@ -198,6 +202,11 @@ AUDIT_ACTION_LABELS = {
     "terminal.activated": N_("Terminal activated"),
     "terminal.device_swapped": N_("Terminal device swapped"),
     "terminal.key_exported": N_("Terminal key exported"),
+    "terminal.key_export_requested": N_("Terminal key export requested"),
+    "terminal.key_export_approved": N_("Terminal key export approved"),
+    "transport_key.component_entered": N_("Transport key component entered"),
+    "transport_key.registered": N_("Transport key registered"),
+    "transport_key.refused": N_("Transport key refused"),
     "terminal.locked": N_("Terminal locked"),
     "terminal.unlocked": N_("Terminal unlocked"),
     "terminal.parameters_changed": N_("Terminal parameters changed"),
@@ -207,6 +216,7 @@ AUDIT_ACTION_LABELS = {
     "staff.created": N_("Staff account created"),
     "staff.login": N_("Staff login"),
     "staff.locked": N_("Staff account locked"),
+    "staff.login_throttled": N_("Logins paused after repeated failures"),
 }
 """Every audit action PosHub records (tests/web/test_labels.py scans the source for them)."""
 AUDIT_ENTITY_LABELS = {
@@ -219,6 +229,7 @@ AUDIT_ENTITY_LABELS = {
     "stock_batch": N_("Stock-in batch"),
     "device": N_("Device"),
     "terminal": N_("Terminal"),
+    "transport_key": N_("Transport key"),
     "work_order": N_("Work order"),
     "staff": N_("Staff account"),
     "staff_user": N_("Staff account"),
