@@ -16,7 +16,7 @@ from poshub import __version__
 from poshub.bootstrap import AppState, build_state, open_database
 from poshub.core.db import UnitOfWork
 from poshub.core.i18n import normalise_locale
-from poshub.core.settings import Settings
+from poshub.core.settings import Mode, Settings
 from poshub.web import errors
 from poshub.web.api import (
     applications,
@@ -51,13 +51,19 @@ SECURITY_HEADERS = {
 }
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+"""Production only: browsers then refuse plain HTTP to this host for a year (behind TLS)."""
+
+
 class SecurityHeaders:
     """Adds the security headers to every response (a plain ASGI middleware: it costs
-    nothing per request, unlike a request/response-wrapping one)."""
+    nothing per request, unlike a request/response-wrapping one); with ``hsts``, the
+    Strict-Transport-Security header too."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if hsts else {})}
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         # API answers carry personal data and, once, device secrets and key blocks: no
         # browser or proxy may keep a copy. (Pages set it when rendered; static assets may
         # be cached.)
@@ -82,11 +88,12 @@ class SecurityHeaders:
 
 
 def create_app(state: AppState) -> FastAPI:
+    docs = state.settings.api_docs  # POSHUB_API_DOCS: off in production unless asked for
     app = FastAPI(
         title="PosHub",
         version=__version__,
         description="Acquiring platform for POS terminals: onboarding, review, merchants.",
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=apidocs.OPENAPI_URL if docs else None,
         # Served by pages/apidocs.py from the vendored Swagger UI, inside the CSP.
         docs_url=None,
         redoc_url=None,
@@ -101,7 +108,8 @@ def create_app(state: AppState) -> FastAPI:
     app.add_exception_handler(BodyTooLarge, body_too_large)
 
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too
+    # Outermost: refusals carry the headers too.
+    app.add_middleware(SecurityHeaders, hsts=state.settings.mode == Mode.PRODUCTION)
 
     @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
     def healthz(uow: Annotated[UnitOfWork, Depends(read_uow)]) -> dict[str, str]:
@@ -113,11 +121,17 @@ def create_app(state: AppState) -> FastAPI:
         locale = normalise_locale(code) or state.settings.default_locale
         target = safe_local_path(next)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax", path="/")
+        response.set_cookie(
+            LANG_COOKIE,
+            locale,
+            max_age=365 * 86400,
+            samesite="lax",
+            path="/",
+            secure=state.settings.cookie_secure,
+        )
         return response
 
     for router in (
-        apidocs.router,
         applications.router,
         review.router,
         registry.router,
@@ -136,6 +150,8 @@ def create_app(state: AppState) -> FastAPI:
         admin.router,
     ):
         app.include_router(router)
+    if docs:
+        app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
