@@ -30,9 +30,10 @@ from poshub.fieldwork.service import FieldworkDeps
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant
 from poshub.onboarding import repository, service
+from poshub.onboarding.consent import PRIVACY_NOTICE_VERSION
 from poshub.onboarding.jobs import run_requested_checks
 from poshub.onboarding.models import BlacklistKind
-from poshub.onboarding.rules import DocumentKind, required_documents
+from poshub.onboarding.rules import DocumentKind, organization_code_check_digit
 from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
 from poshub.onboarding.service import OnboardingDeps, applicant_actor
 from poshub.staff import repository as staff_repository
@@ -63,6 +64,9 @@ DEMO_USERS = (
     DemoUser("reviewer2", "复核员 王复", Role.REVIEWER),
     DemoUser("risk", "风控专员 赵风", Role.RISK_OFFICER),
     DemoUser("ops", "运营专员 钱运", Role.OPERATIONS),
+    # Operations has maker-checker steps of its own (a contract prepared by one operator is
+    # countersigned by another; key ceremonies and key exports need a second person).
+    DemoUser("ops2", "运营复核 郑核", Role.OPERATIONS),
     DemoUser("tech", "装机工程师 孙工", Role.TECHNICIAN),
     DemoUser("support", "客服专员 周服", Role.SUPPORT_AGENT),
     DemoUser("auditor", "审计员 吴审", Role.AUDITOR),
@@ -76,6 +80,9 @@ def resident_id(region: str, born: dt.date, sequence: str) -> str:
 
 
 def credit_code(body17: str) -> str:
+    """A valid credit code from its first 16 characters (the 17th, the organisation code's
+    GB 11714 check character, is computed)."""
+    body17 = body17[:16] + organization_code_check_digit(body17[8:16])
     return body17 + uscc.calc_check_digit(body17)
 
 
@@ -84,10 +91,12 @@ def card_number(body: str) -> str:
     return body + luhn.calc_check_digit(body)
 
 
-def tiny_png() -> bytes:
-    """A valid 8×8 PNG (a scan stand-in), built without an imaging library."""
+def tiny_png(seed: str = "") -> bytes:
+    """A valid 8×8 PNG (a scan stand-in), built without an imaging library; its colour
+    follows ``seed``, so the stand-ins for different documents are different files."""
     width = height = 8
-    raw = b"".join(b"\x00" + b"\xc8\x10\x2e" * width for _ in range(height))
+    colour = zlib.crc32(seed.encode()).to_bytes(4, "big")[:3] if seed else b"\xc8\x10\x2e"
+    raw = b"".join(b"\x00" + colour * width for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -107,12 +116,24 @@ def tiny_png() -> bytes:
 
 
 def tiny_pdf(title: str) -> bytes:
+    """A one-page PDF with a cross-reference table, so a real parser reads it."""
     text = title.encode("ascii", "replace")
-    return (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\n% "
-        + text
-        + b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    objects = (
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>",
+    )
+    out = b"%PDF-1.4\n% " + text + b"\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj" % number + body + b"endobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
     )
 
 
@@ -143,6 +164,13 @@ def _payload(
             "mobile": mobile,
             "business_name": business,
             "uscc": code,
+            "id_expiry": (utcnow().date() + dt.timedelta(days=3000)).isoformat(),
+            # An enterprise's legal representative, its sole shareholder here.
+            "beneficial_owners": [
+                {"name": name, "id_number": id_number, "basis": "share", "share_percent": "100"}
+            ]
+            if kind == "enterprise"
+            else [],
             "licence_long_term": code is not None,
             "established_on": "2019-05-20" if code else None,
             "mcc": mcc,
@@ -156,10 +184,17 @@ def _payload(
             "settlement_account": {
                 "bank_name": bank,
                 "account_name": business if kind == "enterprise" else name,
+                "account_type": "unit" if kind == "enterprise" else "personal",
                 "account_number": account,
             },
             "expected_monthly_volume_fen": volume_fen,
             "terminals": [{"model_code": m, "count": c} for m, c in terminals],
+            # The demo applicants read the notice and consent to both (docs/privacy.md).
+            "consents": {
+                "notice_version": PRIVACY_NOTICE_VERSION,
+                "privacy_notice": True,
+                "verification_provider": True,
+            },
         }
     )
 
@@ -173,11 +208,17 @@ def _principal(session: Session, username: str) -> Principal:
 
 
 def _upload_all(session: Session, deps: OnboardingDeps, application_id: str) -> None:
+    """Make the application ready to submit: its mobile number proved with the one-time
+    code (as the applicant does on the tracking page) and every required document."""
     application = repository.get(session, application_id)
     assert application is not None
+    sms = service.request_mobile_code(
+        session, deps, application, source_address="demo-seed", now=utcnow()
+    )
+    assert service.confirm_mobile(session, deps, application, sms.code, now=utcnow()) is None
     today = utcnow().date()
     for kind in sorted(
-        required_documents(application.applicant_kind, application.established_on, today)
+        service.required_documents(application, today)
     ):
         content = (
             tiny_pdf(kind.value)
@@ -187,7 +228,7 @@ def _upload_all(session: Session, deps: OnboardingDeps, application_id: str) -> 
                 DocumentKind.FINANCIAL_STATEMENTS,
                 DocumentKind.BUSINESS_PLAN,
             )
-            else tiny_png()
+            else tiny_png(kind.value)
         )
         service.add_document(
             session,
@@ -690,7 +731,7 @@ def _load_merchant(session: Session, deps: OnboardingDeps) -> Merchant:
             district="蜀山区",
             detail="潜山路 200 号",
             bank="徽商银行合肥蜀山支行",
-            account=card_number("622202123456700012"),
+            account="13020110092000123456",  # a unit account (单位银行结算账户)
             terminals=[("SMART-A8", 100), ("TRAD-T60", 100)],
             volume_fen=5_000_000_000,
         ),

@@ -17,15 +17,20 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from poshub.core.db import table_of
 from poshub.onboarding.models import (
+    AccessCodeFailure,
     Application,
     ApplicationCheck,
+    ApplicationConsent,
     ApplicationEditor,
     ApplicationEvent,
+    ApplicationOverride,
+    BeneficialOwner,
     BlacklistEntry,
     Document,
+    MobileChallenge,
     TerminalRequest,
 )
-from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
+from poshub.onboarding.states import OPEN_STATUSES, REVIEW_CLOCK_STATUSES, ApplicationStatus
 
 _applications = table_of(Application)
 _terminals = table_of(TerminalRequest)
@@ -401,9 +406,7 @@ def unflagged_breaches(session: Session, today: object, limit: int) -> Sequence[
         session.execute(
             select(Application)
             .where(
-                Application.status.in_(
-                    [str(ApplicationStatus.SUBMITTED), str(ApplicationStatus.UNDER_REVIEW)]
-                ),
+                Application.status.in_([str(s) for s in REVIEW_CLOCK_STATUSES]),
                 Application.sla_breach_date < today,
                 Application.sla_breach_reported_at.is_(None),
             )
@@ -474,3 +477,185 @@ def awaiting_checks(session: Session, limit: int) -> Sequence[Application]:
         .scalars()
         .all()
     )
+
+
+# --- Consents (poshub/onboarding/consent.py) -----------------------------------------
+
+
+def insert_consents(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Grant or withdrawal rows; never updated (the evidence of what was agreed)."""
+    if rows:
+        session.execute(insert(table_of(ApplicationConsent)), [dict(row) for row in rows])
+
+
+def consents_of(
+    session: Session, application_ids: Collection[str]
+) -> dict[str, list[ApplicationConsent]]:
+    """Consent rows per application, oldest first (absent: none)."""
+    found: dict[str, list[ApplicationConsent]] = {}
+    if application_ids:
+        rows = session.execute(
+            select(ApplicationConsent)
+            .where(ApplicationConsent.application_id.in_(list(application_ids)))
+            .order_by(ApplicationConsent.at, ApplicationConsent.id)
+        ).scalars()
+        for row in rows:
+            found.setdefault(row.application_id, []).append(row)
+    return found
+
+
+# --- Review decisions: site surveys, override requests -------------------------------
+
+
+def site_surveys(session: Session, application_id: str) -> list[tuple[str | None, str | None]]:
+    """(outcome, site surveyed) of the application's site-survey records, oldest first."""
+    rows = session.execute(
+        select(ApplicationEvent.data)
+        .where(
+            ApplicationEvent.application_id == application_id,
+            ApplicationEvent.kind == "site_survey",
+        )
+        .order_by(ApplicationEvent.id)
+    ).scalars()
+    return [(data.get("outcome"), data.get("site")) for data in rows]
+
+
+def insert_override(session: Session, row: ApplicationOverride) -> ApplicationOverride:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def override(
+    session: Session, override_id: int, *, for_update: bool = False
+) -> ApplicationOverride | None:
+    statement = select(ApplicationOverride).where(ApplicationOverride.id == override_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.execute(statement).scalar_one_or_none()
+
+
+def pending_override(session: Session, application_id: str) -> ApplicationOverride | None:
+    return session.execute(
+        select(ApplicationOverride)
+        .where(
+            ApplicationOverride.application_id == application_id,
+            ApplicationOverride.status == "pending",
+        )
+        .order_by(ApplicationOverride.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def pending_overrides(
+    session: Session, limit: int, offset: int = 0
+) -> Sequence[ApplicationOverride]:
+    """Override requests waiting for a risk officer, oldest first."""
+    return (
+        session.execute(
+            select(ApplicationOverride)
+            .where(ApplicationOverride.status == "pending")
+            .order_by(ApplicationOverride.requested_at, ApplicationOverride.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        .scalars()
+        .all()
+    )
+
+
+# --- Beneficial owners (compliance) ----------------------------------------------------
+
+
+def replace_beneficial_owners(
+    session: Session, application_id: str, rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """The application's beneficial owners, in the order given (each row a BeneficialOwner's
+    columns other than ids)."""
+    session.execute(delete(BeneficialOwner).where(BeneficialOwner.application_id == application_id))
+    values = [
+        {**row, "application_id": application_id, "position": position}
+        for position, row in enumerate(rows)
+    ]
+    if values:
+        session.execute(insert(BeneficialOwner), values)
+
+
+def beneficial_owners(session: Session, application_id: str) -> Sequence[BeneficialOwner]:
+    return (
+        session.execute(
+            select(BeneficialOwner)
+            .where(BeneficialOwner.application_id == application_id)
+            .order_by(BeneficialOwner.position)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def beneficial_owner_counts(session: Session, application_ids: Collection[str]) -> dict[str, int]:
+    """Beneficial owners named per application (absent: none)."""
+    if not application_ids:
+        return {}
+    rows = session.execute(
+        select(BeneficialOwner.application_id, func.count())
+        .where(BeneficialOwner.application_id.in_(list(application_ids)))
+        .group_by(BeneficialOwner.application_id)
+    )
+    return {str(application_id): int(count) for application_id, count in rows}
+
+
+# --- Mobile proof and applicant rate limits (onboarding/mobile.py) ----------------------
+
+
+def applications_started_since(
+    session: Session, since: dt.datetime, *, mobile: str | None = None, source: str | None = None
+) -> int:
+    """Applications started since ``since`` with this mobile number or from this address."""
+    query = select(func.count()).select_from(Application).where(Application.created_at >= since)
+    if mobile is not None:
+        query = query.where(Application.mobile == mobile)
+    if source is not None:
+        query = query.where(Application.source_address == source)
+    return int(session.execute(query).scalar_one())
+
+
+def mobile_codes_sent_since(
+    session: Session, since: dt.datetime, *, mobile: str | None = None, source: str | None = None
+) -> int:
+    query = (
+        select(func.count()).select_from(MobileChallenge).where(MobileChallenge.sent_at >= since)
+    )
+    if mobile is not None:
+        query = query.where(MobileChallenge.mobile == mobile)
+    if source is not None:
+        query = query.where(MobileChallenge.source_address == source)
+    return int(session.execute(query).scalar_one())
+
+
+def latest_mobile_challenge(session: Session, application_id: str) -> MobileChallenge | None:
+    return session.execute(
+        select(MobileChallenge)
+        .where(MobileChallenge.application_id == application_id)
+        .order_by(MobileChallenge.sent_at.desc(), MobileChallenge.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def insert_mobile_challenge(session: Session, challenge: MobileChallenge) -> None:
+    session.add(challenge)
+    session.flush()
+
+
+def access_code_failures_since(session: Session, source: str, since: dt.datetime) -> int:
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(AccessCodeFailure)
+            .where(AccessCodeFailure.source_address == source, AccessCodeFailure.at >= since)
+        ).scalar_one()
+    )
+
+
+def insert_access_code_failure(session: Session, source: str, at: dt.datetime) -> None:
+    session.execute(insert(AccessCodeFailure), {"source_address": source, "at": at})

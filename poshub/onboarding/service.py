@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -21,27 +21,51 @@ from poshub.core.audit import Actor, ActorKind
 from poshub.core.calendar import working_days_between
 from poshub.core.clock import business_date
 from poshub.core.crypto import KeyVault, mask_resident_id, mask_tail
-from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from poshub.core.errors import (
+    N_,
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    PosHubError,
+    TooManyRequests,
+    Unavailable,
+    ValidationFailed,
+)
+from poshub.core.i18n import Translator
 from poshub.core.settings import Settings
 from poshub.core.storage import ContentStore
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants import service as merchant_service
 from poshub.merchants.models import Merchant
 from poshub.notify import service as notify
-from poshub.onboarding import repository, rules, sla
-from poshub.onboarding.decisions import LICENCE_EXPIRY_WARNING_DAYS, REJECTION_REASONS
-from poshub.onboarding.documents import Rejection, safe_file_name, sniff
+from poshub.notify.adapters import DeliveryFailed, Notifier
+from poshub.onboarding import consent, mobile, repository, rules, sla
+from poshub.onboarding.decisions import (
+    LICENCE_EXPIRY_WARNING_DAYS,
+    OVERRIDE_CHECKS,
+    REJECTION_REASONS,
+    SITE_SURVEY_GAPS,
+    SITE_SURVEY_OUTCOMES,
+    site_survey_gap,
+)
+from poshub.onboarding.documents import Rejection, safe_file_name, screen
 from poshub.onboarding.models import (
     ApplicantKind,
     Application,
     ApplicationCheck,
     ApplicationEditor,
     ApplicationEvent,
+    ApplicationOverride,
     BlacklistEntry,
     BlacklistKind,
     CheckStatus,
+    ConsentAction,
+    ConsentKind,
     Document,
     EventKind,
+    MobileChallenge,
+    OverrideStatus,
 )
 from poshub.onboarding.schemas import (
     AddressIn,
@@ -49,7 +73,9 @@ from poshub.onboarding.schemas import (
     ApplicationPatch,
     ApproveIn,
     BlacklistIn,
+    ConsentsIn,
     NoteIn,
+    OverrideDecisionIn,
     RejectIn,
     StaffEditIn,
 )
@@ -64,6 +90,8 @@ from poshub.staff.service import Principal
 
 ID_NUMBER_CONTEXT = "applications.id_number"
 ACCOUNT_NUMBER_CONTEXT = "applications.account_number"
+AGENT_ID_NUMBER_CONTEXT = "applications.agent_id_number"
+OWNER_ID_NUMBER_CONTEXT = "application_beneficial_owners.id_number"
 TOKEN_PURPOSE = {
     BlacklistKind.ID_NUMBER: "resident_id",
     BlacklistKind.ACCOUNT_NUMBER: "account_number",
@@ -95,8 +123,10 @@ def applicant_actor(application: Application) -> Actor:
 # --- Validation -----------------------------------------------------------------
 
 
-def _violation(violation: rules.RuleViolation) -> FieldError:
-    field = violation.code.rsplit(".", 1)[0]
+def _violation(violation: rules.RuleViolation, prefix: str = "") -> FieldError:
+    """The field error of a rule's violation; ``prefix`` places it inside a nested field
+    (``agent.`` turns ``id_number`` into ``agent.id_number``)."""
+    field = prefix + violation.code.rsplit(".", 1)[0]
     params = dict(violation.params)
     if violation.code == "id_number.minor":
         params.setdefault("adult_age", str(limits.ADULT_AGE_YEARS))
@@ -104,7 +134,12 @@ def _violation(violation: rules.RuleViolation) -> FieldError:
 
 
 def validate_fields(
-    session: Session, data: ApplicationIn, today: dt.date, model_codes: ActiveModelCodes
+    session: Session,
+    data: ApplicationIn,
+    today: dt.date,
+    model_codes: ActiveModelCodes,
+    *,
+    prohibited_mccs: Mapping[str, str] = limits.PROHIBITED_MCCS,
 ) -> tuple[list[FieldError], str | None]:
     """Every rule an application's fields must meet; returns errors and the resolved region code."""
     errors: list[FieldError] = []
@@ -114,6 +149,7 @@ def validate_fields(
             errors.append(_violation(violation))
 
     add(rules.check_resident_id(data.id_number, today))
+    errors.extend(compliance_errors(data, today, prohibited_mccs))
     add(rules.check_mobile(data.mobile))
     kind = ApplicantKind(data.applicant_kind)
     if kind.needs_licence and not data.uscc:
@@ -157,7 +193,6 @@ def validate_fields(
         )
     add(rules.check_mcc(data.mcc))
     region_code = _resolve_region(data.address, errors)
-    add(rules.check_account_number(data.settlement_account.account_number))
     seen: set[str] = set()
     codes = [line.model_code for line in data.terminals]
     known = model_codes.get(session)
@@ -182,6 +217,48 @@ def validate_fields(
             )
         seen.add(code)
     return errors, region_code
+
+
+def compliance_errors(
+    data: ApplicationIn, today: dt.date, prohibited_mccs: Mapping[str, str]
+) -> list[FieldError]:
+    """The merchant compliance rules (docs/onboarding.md, "Compliance"): ID card validity,
+    the credit code's type against the applicant kind, prohibited categories, who the
+    settlement account may belong to, the agent and the beneficial owners."""
+    errors: list[FieldError] = []
+
+    def add(violation: rules.RuleViolation | None, prefix: str = "") -> None:
+        if violation is not None:
+            errors.append(_violation(violation, prefix))
+
+    kind = ApplicantKind(data.applicant_kind)
+    add(rules.check_id_expiry(data.id_expiry, data.id_long_term, data.id_number, today))
+    if data.uscc and rules.check_uscc(data.uscc) is None:
+        add(rules.check_uscc_kind(data.uscc, str(kind)))
+    add(rules.check_mcc_allowed(data.mcc, prohibited_mccs))
+    account = data.settlement_account
+    for violation in rules.check_settlement_account(
+        str(kind),
+        str(account.account_type),
+        account.account_name,
+        account.account_number,
+        legal_name=data.legal_name,
+        business_name=data.business_name,
+    ):
+        add(violation)
+    agent_id = data.agent.id_number if data.agent is not None else None
+    found = rules.check_agent(data.applied_by_agent, agent_id, data.id_number, today)
+    owners = [
+        rules.Owner(owner.id_number, str(owner.basis), owner.share_percent)
+        for owner in data.beneficial_owners
+    ]
+    found += rules.check_beneficial_owners(str(kind), owners, today)
+    errors.extend(_field_violation(path, violation) for path, violation in found)
+    return errors
+
+
+def _field_violation(path: str, violation: rules.RuleViolation) -> FieldError:
+    return dataclasses.replace(_violation(violation), field=path)
 
 
 def _resolve_region(address: AddressIn, errors: list[FieldError]) -> str | None:
@@ -235,7 +312,43 @@ def _apply_fields(
         account_number, purpose=TOKEN_PURPOSE[BlacklistKind.ACCOUNT_NUMBER]
     )
     application.account_number_masked = mask_tail(account_number)
+    application.account_type = str(data.settlement_account.account_type)
     application.expected_monthly_volume_fen = data.expected_monthly_volume_fen
+    application.id_expiry = data.id_expiry
+    application.id_long_term = data.id_long_term
+    application.applied_by_agent = data.applied_by_agent
+    agent = data.agent if data.applied_by_agent else None
+    agent_id = rules.normalize_resident_id(agent.id_number) if agent else None
+    application.agent_name = agent.name if agent else None
+    application.agent_id_number_enc = (
+        vault.encrypt(agent_id, context=AGENT_ID_NUMBER_CONTEXT) if agent_id else None
+    )
+    application.agent_id_number_token = (
+        vault.token(agent_id, purpose=TOKEN_PURPOSE[BlacklistKind.ID_NUMBER]) if agent_id else None
+    )
+    application.agent_id_number_masked = mask_resident_id(agent_id) if agent_id else None
+
+
+def _replace_beneficial_owners(
+    session: Session, application: Application, data: ApplicationIn, vault: KeyVault
+) -> None:
+    """Store the owners like the applicant's ID number: encrypted, a token and masked."""
+    rows = []
+    for owner in data.beneficial_owners:
+        number = rules.normalize_resident_id(owner.id_number)
+        rows.append(
+            {
+                "name": owner.name,
+                "id_number_enc": vault.encrypt(number, context=OWNER_ID_NUMBER_CONTEXT),
+                "id_number_token": vault.token(
+                    number, purpose=TOKEN_PURPOSE[BlacklistKind.ID_NUMBER]
+                ),
+                "id_number_masked": mask_resident_id(number),
+                "basis": str(owner.basis),
+                "share_percent": owner.share_percent,
+            }
+        )
+    repository.replace_beneficial_owners(session, application.id, rows)
 
 
 def _replace_terminal_lines(
@@ -250,11 +363,27 @@ def _replace_terminal_lines(
 
 
 def create_application(
-    session: Session, deps: OnboardingDeps, data: ApplicationIn, *, locale: str, now: dt.datetime
+    session: Session,
+    deps: OnboardingDeps,
+    data: ApplicationIn,
+    *,
+    locale: str,
+    now: dt.datetime,
+    source_address: str = "",
 ) -> tuple[Application, str]:
-    """Validate and store a draft; return it with the applicant's access token (shown once)."""
+    """Validate and store a draft; return it with the applicant's access token (shown once).
+    Needs the applicant's agreement to the current privacy notice (``consents``).
+
+    The mobile number is not proved yet: no message goes to it (not even the tracking link)
+    until the applicant confirms it with a one-time code (:func:`confirm_mobile`), and the
+    application cannot be submitted before. Applications per number and per source address
+    are limited (429, :func:`ensure_application_allowed`)."""
+    ensure_application_allowed(session, deps.settings, data.mobile, source_address, now=now)
     today = business_date(now)
-    errors, region_code = validate_fields(session, data, today, deps.model_codes)
+    errors, region_code = validate_fields(
+        session, data, today, deps.model_codes, prohibited_mccs=deps.settings.prohibited_mccs
+    )
+    errors.extend(consent_errors(data.consents, required=(ConsentKind.PRIVACY_NOTICE,)))
     _raise_if(errors)
     assert region_code is not None
     token = ids.new_access_token()
@@ -280,10 +409,18 @@ def create_application(
         decision_note=None,
         check_run=0,
         checks_requested_at=None,
+        purged_at=None,
+        mobile_verified_at=None,
+        source_address=source_address[:SOURCE_ADDRESS_LENGTH_MAX] or None,
     )
     _apply_fields(application, data, region_code, deps.vault)
     repository.insert_application(session, application)
     _replace_terminal_lines(session, application, data, new=True)
+    _replace_beneficial_owners(session, application, data, deps.vault)
+    assert data.consents is not None
+    _record_consents(
+        session, application, data.consents, source_address=source_address, now=now, event=False
+    )
     audit.record(
         session,
         applicant_actor(application),
@@ -295,22 +432,44 @@ def create_application(
             "applicant_kind": application.applicant_kind,
         },
     )
-    _notify_applicant(
-        session,
-        application,
-        "application_created",
-        {
-            "tracking_number": application.tracking_number,
-            "url": tracking_url(deps.settings, application),
-        },
-    )
     return application, token
+
+
+def ensure_application_allowed(
+    session: Session, settings: Settings, raw_mobile: str, source_address: str, *, now: dt.datetime
+) -> None:
+    """Refuse (429, naming the limit) a new application past the applications allowed per
+    mobile number or per source address in 24 hours."""
+    since = mobile.window_start(now)
+    if rules.check_mobile(raw_mobile) is None:
+        number = rules.normalize_mobile(raw_mobile)
+        limit = settings.applications_per_mobile_per_day
+        if repository.applications_started_since(session, since, mobile=number) >= limit:
+            raise TooManyRequests(
+                mobile.APPLICATIONS_PER_MOBILE,
+                code="rate_limited.applications_per_mobile",
+                mobile=mobile.mask_mobile(number),
+                limit=str(limit),
+            )
+    if source_address:
+        limit = settings.applications_per_address_per_day
+        source = source_address[:SOURCE_ADDRESS_LENGTH_MAX]
+        if repository.applications_started_since(session, since, source=source) >= limit:
+            raise TooManyRequests(
+                mobile.APPLICATIONS_PER_ADDRESS,
+                code="rate_limited.applications_per_address",
+                limit=str(limit),
+            )
 
 
 def _notify_applicant(
     session: Session, application: Application, template: str, params: dict[str, object]
 ) -> None:
-    """Queue a message to the applicant, in the language they applied in."""
+    """Queue a message to the applicant, in the language they applied in. Nothing goes to a
+    mobile number the applicant has not proved (:func:`confirm_mobile`): the message is
+    dropped, and the tracking page shows the same news."""
+    if application.mobile_verified_at is None:
+        return
     notify.enqueue(
         session,
         subject_type="application",
@@ -355,11 +514,36 @@ def current_input(
             "account_number": deps.vault.decrypt(
                 application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
             ),
+            "account_type": application.account_type,
         },
         expected_monthly_volume_fen=application.expected_monthly_volume_fen,
         terminals=[
             {"model_code": t.model_code, "count": t.count}
             for t in repository.terminal_lines(session, application.id)
+        ],
+        id_expiry=application.id_expiry,
+        id_long_term=application.id_long_term,
+        applied_by_agent=application.applied_by_agent,
+        agent={
+            "name": application.agent_name,
+            "id_number": deps.vault.decrypt(
+                application.agent_id_number_enc, context=AGENT_ID_NUMBER_CONTEXT
+            ),
+        }
+        if application.applied_by_agent
+        and application.agent_name
+        and application.agent_id_number_enc
+        else None,
+        beneficial_owners=[
+            {
+                "name": owner.name,
+                "id_number": deps.vault.decrypt(
+                    owner.id_number_enc, context=OWNER_ID_NUMBER_CONTEXT
+                ),
+                "basis": owner.basis,
+                "share_percent": owner.share_percent,
+            }
+            for owner in repository.beneficial_owners(session, application.id)
         ],
     )
 
@@ -390,14 +574,32 @@ def update_application(
         changes["address"]["region_code"] = None
     if changes.get("licence_expiry") is not None:
         merged["licence_long_term"] = False
+    if changes.get("id_expiry") is not None:
+        merged["id_long_term"] = False
+    elif changes.get("id_long_term"):
+        merged["id_expiry"] = None
+    if changes.get("applied_by_agent") is False and "agent" not in changes:
+        merged["agent"] = None
     merged.update(changes)
     data = ApplicationIn.model_validate(merged)
-    errors, region_code = validate_fields(session, data, business_date(now), deps.model_codes)
+    errors, region_code = validate_fields(
+        session,
+        data,
+        business_date(now),
+        deps.model_codes,
+        prohibited_mccs=deps.settings.prohibited_mccs,
+    )
     _raise_if(errors)
     assert region_code is not None
+    proved_mobile = application.mobile
     _apply_fields(application, data, region_code, deps.vault)
+    if application.mobile != proved_mobile:
+        # A new number is unproved: nothing goes to it until the applicant confirms it.
+        application.mobile_verified_at = None
     if "terminals" in changes:
         _replace_terminal_lines(session, application, data)
+    if "beneficial_owners" in changes:
+        _replace_beneficial_owners(session, application, data, deps.vault)
     application.updated_at = now
     audit.record(
         session,
@@ -430,14 +632,31 @@ def add_document(
                 "kind",
                 "document.kind_unknown",
                 N_("Unknown document kind {kind}; choose one of: {allowed}."),
-                {"kind": kind[:40], "allowed": ", ".join(k.value for k in rules.DocumentKind)},
+                {
+                    "kind": kind[:40],
+                    "allowed": ", ".join(k.value for k in rules.ACCEPTED_DOCUMENT_KINDS),
+                },
             )
         )
-    verdict = sniff(content)
+    else:
+        if document_kind in rules.RETIRED_DOCUMENT_KINDS:
+            errors.append(
+                FieldError(
+                    "kind",
+                    "document.kind_retired",
+                    N_(
+                        "A tax registration certificate is no longer needed: since the "
+                        "three-in-one reform (三证合一) the business licence replaces it."
+                    ),
+                )
+            )
+    # Read for real (images re-encoded, PDFs walked for active content); what is kept is
+    # the screened bytes, never the upload as sent.
+    verdict = screen(content)
     if isinstance(verdict, Rejection):
         errors.append(FieldError("file", verdict.code, verdict.message, verdict.params))
     _raise_if(errors)
-    assert isinstance(verdict, str)
+    assert not isinstance(verdict, Rejection)
     if not ApplicationStatus(application.status).applicant_may_edit:
         raise Conflict(
             N_(
@@ -451,14 +670,14 @@ def add_document(
             code="too_many_documents",
             limit=str(limits.DOCUMENTS_PER_APPLICATION_MAX),
         )
-    digest = deps.store.put(content)
+    digest = deps.store.put(verdict.data)
     values = {
         "id": ids.new_id(),
         "application_id": application.id,
         "kind": str(document_kind),
-        "content_type": verdict,
+        "content_type": verdict.content_type,
         "sha256": digest,
-        "size_bytes": len(content),
+        "size_bytes": len(verdict.data),
         "file_name": safe_file_name(file_name),
         "uploaded_at": now,
         "uploaded_by": uploaded_by.id,
@@ -475,15 +694,38 @@ def add_document(
         {
             "kind": document.kind,
             "sha256": digest,
-            "content_type": verdict,
-            "size_bytes": len(content),
+            "content_type": verdict.content_type,
+            "size_bytes": len(verdict.data),
         },
     )
     return document
 
 
 def required_documents(application: Application, today: dt.date) -> frozenset[rules.DocumentKind]:
-    return rules.required_documents(application.applicant_kind, application.established_on, today)
+    return rules.required_documents(
+        application.applicant_kind,
+        application.established_on,
+        today,
+        account_type=application.account_type,
+        by_agent=application.applied_by_agent,
+    )
+
+
+def compliance_gaps(
+    application: Application, beneficial_owner_count: int, today: dt.date
+) -> list[FieldError]:
+    """What must hold again at submission (and at review): an ID card still in force,
+    and an enterprise's beneficial owners named."""
+    errors: list[FieldError] = []
+    violation = rules.check_id_expiry(application.id_expiry, application.id_long_term, "", today)
+    if violation is not None:
+        errors.append(_violation(violation))
+    violation = rules.check_beneficial_owners_named(
+        application.applicant_kind, beneficial_owner_count
+    )
+    if violation is not None:
+        errors.append(_violation(violation))
+    return errors
 
 
 def missing_documents(
@@ -491,6 +733,19 @@ def missing_documents(
 ) -> list[rules.DocumentKind]:
     provided = repository.document_kinds(session, application.id)
     return sorted(k for k in required_documents(application, today) if k.value not in provided)
+
+
+def missing_document_errors(missing: Sequence[rules.DocumentKind]) -> list[FieldError]:
+    """A field error naming each missing document."""
+    return [
+        FieldError(
+            f"documents.{kind.value}",
+            "documents.missing",
+            N_("Please upload: {label}."),
+            {"label": rules.DOCUMENT_LABELS[kind]},
+        )
+        for kind in missing
+    ]
 
 
 @dataclass(frozen=True)
@@ -511,18 +766,12 @@ def prepare_submission(
     ensure_transition(application.status, ApplicationStatus.SUBMITTED)
     today = business_date(now)
     missing = missing_documents(session, application, today)
-    if missing:
-        raise ValidationFailed(
-            [
-                FieldError(
-                    f"documents.{kind.value}",
-                    "documents.missing",
-                    N_("Please upload: {label}."),
-                    {"label": rules.DOCUMENT_LABELS[kind]},
-                )
-                for kind in missing
-            ]
-        )
+    errors = missing_document_errors(missing)
+    errors.extend(missing_consents(session, application))
+    errors.extend(unproved_mobile(application))
+    owners = repository.beneficial_owner_counts(session, [application.id]).get(application.id, 0)
+    errors.extend(compliance_gaps(application, owners, today))
+    _raise_if(errors)
     target, breach = _deadlines(deps.settings, today, paused_working_days=0)
     return PreparedSubmission(today, target, breach)
 
@@ -631,18 +880,8 @@ def answer_request(
         raise Conflict(N_("No information was requested from you."), code="no_request")
     today = business_date(now)
     missing = missing_documents(session, application, today)
-    if missing:
-        raise ValidationFailed(
-            [
-                FieldError(
-                    f"documents.{kind.value}",
-                    "documents.missing",
-                    N_("Please upload: {label}."),
-                    {"label": rules.DOCUMENT_LABELS[kind]},
-                )
-                for kind in missing
-            ]
-        )
+    if missing or application.mobile_verified_at is None:
+        raise ValidationFailed(missing_document_errors(missing) + unproved_mobile(application))
     if application.info_requested_at is not None:
         application.sla_paused_working_days += working_days_between(
             business_date(application.info_requested_at), today
@@ -669,6 +908,232 @@ def answer_request(
         application.id,
         {"paused_working_days": application.sla_paused_working_days},
     )
+
+
+# --- Consents (PIPL; poshub/onboarding/consent.py, docs/privacy.md) -----------------
+
+CONSENT_REQUIRED: dict[ConsentKind, str] = {
+    ConsentKind.PRIVACY_NOTICE: N_(
+        "Please read the privacy notice and agree to it: without it we cannot process your "
+        "application."
+    ),
+    ConsentKind.VERIFICATION_PROVIDER: N_(
+        "Please consent to sending your name, ID number, account number and mobile number to "
+        "the verification provider: without it your identity and account cannot be verified "
+        "and the application cannot be submitted."
+    ),
+}
+NOTICE_OUTDATED = N_(
+    "The privacy notice has changed (now version {version}): read it again and give your "
+    "consent under it."
+)
+CONSENT_OPEN_STATUSES = frozenset(
+    {
+        ApplicationStatus.DRAFT,
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.NEEDS_INFO,
+    }
+)
+"""Consents are given and withdrawn until the decision; after it the data is processed to
+perform the contract, and the merchant's closure ends that (docs/privacy.md)."""
+SOURCE_ADDRESS_LENGTH_MAX = 64
+
+
+def consent_errors(
+    consents: ConsentsIn | None, *, required: Sequence[ConsentKind]
+) -> list[FieldError]:
+    """Field errors of consents given with a request: each required kind must be given,
+    under the current notice version."""
+    errors: list[FieldError] = []
+    if consents is not None and consents.notice_version != consent.PRIVACY_NOTICE_VERSION:
+        errors.append(
+            FieldError(
+                "consents.notice_version",
+                "consent.notice_outdated",
+                NOTICE_OUTDATED,
+                {"version": consent.PRIVACY_NOTICE_VERSION},
+            )
+        )
+    for kind in required:
+        if consents is None or not getattr(consents, kind.value):
+            errors.append(
+                FieldError(f"consents.{kind.value}", "consent.required", CONSENT_REQUIRED[kind])
+            )
+    return errors
+
+
+def consent_state(
+    session: Session, application: Application
+) -> dict[ConsentKind, consent.ConsentState]:
+    rows = repository.consents_of(session, [application.id]).get(application.id, [])
+    return consent.current(rows)
+
+
+def missing_consents(session: Session, application: Application) -> list[FieldError]:
+    """A field error for each consent submission needs that is not in force now."""
+    state = consent_state(session, application)
+    return [
+        FieldError(f"consents.{kind.value}", "consent.required", CONSENT_REQUIRED[kind])
+        for kind in ConsentKind
+        if not consent.has_current(state, kind)
+    ]
+
+
+def _ensure_consent_open(application: Application) -> None:
+    if ApplicationStatus(application.status) not in CONSENT_OPEN_STATUSES:
+        raise Conflict(
+            N_(
+                "The application was decided ({status}): consents can no longer be changed here. "
+                "Ask us to close the merchant relationship to end the processing."
+            ),
+            code="consent_after_decision",
+            status=application.status,
+        )
+
+
+def _record_consents(
+    session: Session,
+    application: Application,
+    data: ConsentsIn,
+    *,
+    source_address: str,
+    now: dt.datetime,
+    event: bool = True,
+) -> list[ConsentKind]:
+    kinds = [kind for kind in ConsentKind if getattr(data, kind.value)]
+    repository.insert_consents(
+        session,
+        [
+            {
+                "application_id": application.id,
+                "kind": str(kind),
+                "action": str(ConsentAction.GRANTED),
+                "notice_version": data.notice_version,
+                "source_address": source_address[:SOURCE_ADDRESS_LENGTH_MAX],
+                "at": now,
+            }
+            for kind in kinds
+        ],
+    )
+    details: dict[str, object] = {
+        "kinds": [str(k) for k in kinds],
+        "notice_version": data.notice_version,
+    }
+    if event:
+        record_event(
+            session,
+            application,
+            EventKind.CONSENT_GIVEN,
+            applicant_actor(application),
+            data=details,
+            visible=True,
+            now=now,
+        )
+    # The source address stays out of the audit log: that log is never purged.
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.consent_given",
+        "application",
+        application.id,
+        details,
+    )
+    return kinds
+
+
+def give_consents(
+    session: Session,
+    application: Application,
+    data: ConsentsIn,
+    *,
+    source_address: str,
+    now: dt.datetime,
+) -> None:
+    """The applicant gives one or both consents (before the decision). A verification
+    consent given after submission queues the checks again, so the provider is asked."""
+    _ensure_consent_open(application)
+    errors = consent_errors(data, required=())
+    if not errors and not (data.privacy_notice or data.verification_provider):
+        errors.append(
+            FieldError(
+                "consents",
+                "consent.none_given",
+                N_("Tick at least one consent to give it."),
+            )
+        )
+    _raise_if(errors)
+    kinds = _record_consents(session, application, data, source_address=source_address, now=now)
+    application.updated_at = now
+    if ConsentKind.VERIFICATION_PROVIDER in kinds and application.status != ApplicationStatus.DRAFT:
+        request_checks(application, now=now)
+
+
+def withdraw_consent(
+    session: Session,
+    application: Application,
+    kind: ConsentKind,
+    *,
+    source_address: str,
+    now: dt.datetime,
+) -> None:
+    """The applicant withdraws a consent before the decision (PIPL art. 15). Nothing more
+    is sent to the provider; a submitted application's checks run again and show the
+    verification pending for want of consent, so the reviewer sees it."""
+    _ensure_consent_open(application)
+    state = consent_state(session, application)
+    if not state[kind].granted:
+        raise Conflict(
+            N_("This consent is not in force, so there is nothing to withdraw."),
+            code="consent_not_given",
+        )
+    repository.insert_consents(
+        session,
+        [
+            {
+                "application_id": application.id,
+                "kind": str(kind),
+                "action": str(ConsentAction.WITHDRAWN),
+                "notice_version": state[kind].notice_version or consent.PRIVACY_NOTICE_VERSION,
+                "source_address": source_address[:SOURCE_ADDRESS_LENGTH_MAX],
+                "at": now,
+            }
+        ],
+    )
+    record_event(
+        session,
+        application,
+        EventKind.CONSENT_WITHDRAWN,
+        applicant_actor(application),
+        data={"kind": str(kind)},
+        visible=True,
+        now=now,
+    )
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.consent_withdrawn",
+        "application",
+        application.id,
+        {"kind": str(kind)},
+    )
+    application.updated_at = now
+    if application.status != ApplicationStatus.DRAFT:
+        request_checks(application, now=now)
+
+
+def ensure_privacy_consent(session: Session, application: Application) -> None:
+    """409 when the applicant withdrew agreement to the privacy notice: the application
+    cannot be decided in favour of processing the applicant refused."""
+    state = consent_state(session, application)
+    if not state[ConsentKind.PRIVACY_NOTICE].granted:
+        raise Conflict(
+            N_(
+                "The applicant withdrew agreement to the privacy notice: the application "
+                "cannot be approved."
+            ),
+            code="consent_withdrawn",
+        )
 
 
 # --- Automated checks -------------------------------------------------------------
@@ -698,6 +1163,11 @@ class _Lookups:
     """(kind, value token, reason), in the order added."""
     terminal_totals: dict[str, int]
     document_kinds: dict[str, set[str]]
+    beneficial_owner_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Beneficial owners named per application (absent: none)."""
+    verification_consented: frozenset[str] = frozenset()
+    """Applications whose applicant consents now to the verification provider: only
+    their data is sent to it (PIPL art. 23)."""
 
 
 @dataclass(frozen=True)
@@ -774,6 +1244,12 @@ def compute_checks(
         ),
         terminal_totals=repository.terminal_totals(session, ids_),
         document_kinds=repository.document_kinds_of(session, ids_),
+        beneficial_owner_counts=repository.beneficial_owner_counts(session, ids_),
+        verification_consented=frozenset(
+            application_id
+            for application_id, rows in repository.consents_of(session, ids_).items()
+            if consent.has_current(consent.current(rows), ConsentKind.VERIFICATION_PROVIDER)
+        ),
     )
     rows: list[dict[str, object]] = []
     runs: list[tuple[Application, int]] = []
@@ -820,9 +1296,17 @@ def _check(
             results.append((code, CheckStatus.FAIL, violation.code, _violation(violation).params))
 
     rule("resident_id", rules.check_resident_id(id_number, today))
+    rule(
+        "id_expiry",
+        rules.check_id_expiry(application.id_expiry, application.id_long_term, id_number, today),
+    )
     kind = ApplicantKind(application.applicant_kind)
     if application.uscc:
-        rule("uscc", rules.check_uscc(application.uscc))
+        rule(
+            "uscc",
+            rules.check_uscc(application.uscc)
+            or rules.check_uscc_kind(application.uscc, str(kind)),
+        )
     elif kind.needs_licence:
         results.append(("uscc", CheckStatus.FAIL, "uscc.required", {}))
     if kind.needs_licence:
@@ -844,13 +1328,18 @@ def _check(
         else:
             results.append(("licence", CheckStatus.PASS, "ok", {}))
     rule("mobile", rules.check_mobile(application.mobile))
-    rule("account_number", rules.check_account_number(account_number))
-    rule(
-        "account_name",
-        rules.check_account_name(
-            application.account_name, application.legal_name, application.business_name
-        ),
+    account_violations = rules.check_settlement_account(
+        str(kind),
+        application.account_type,
+        application.account_name,
+        account_number,
+        legal_name=application.legal_name,
+        business_name=application.business_name,
     )
+    rule("settlement_account", account_violations[0] if account_violations else None)
+    if kind is ApplicantKind.ENTERPRISE:
+        owners = lookups.beneficial_owner_counts.get(application.id, 0)
+        rule("beneficial_owners", rules.check_beneficial_owners_named(str(kind), owners))
     results.append(_duplicates_check(application, lookups))
     results.append(_blacklist_check(blacklist_tokens, lookups))
     rule(
@@ -862,8 +1351,11 @@ def _check(
         ),
     )
     info = rules.mcc_info(application.mcc)
+    prohibited = rules.check_mcc_allowed(application.mcc, deps.settings.prohibited_mccs)
     if info is None:
         results.append(("mcc_risk", CheckStatus.FAIL, "mcc.unknown", {"mcc": application.mcc}))
+    elif prohibited is not None:
+        results.append(("mcc_risk", CheckStatus.FAIL, prohibited.code, prohibited.params))
     else:
         status = (
             CheckStatus.WARN if info.risk_class == rules.MccRiskClass.HIGH else CheckStatus.PASS
@@ -889,19 +1381,27 @@ def _check(
         )
     else:
         results.append(("documents", CheckStatus.PASS, "ok", {}))
-    results.append(
-        _verification(
-            "real_name", lambda: deps.verifier.verify_identity(application.legal_name, id_number)
+    if application.id not in lookups.verification_consented:
+        # Nothing leaves for the provider without the applicant's separate consent.
+        results.extend(
+            (code, CheckStatus.PENDING, "verification.no_consent", {})
+            for code in ("real_name", "bank_card_four")
         )
-    )
-    results.append(
-        _verification(
-            "bank_card_four",
-            lambda: deps.verifier.verify_bank_card(
-                application.account_name, id_number, account_number, application.mobile
-            ),
+    else:
+        results.append(
+            _verification(
+                "real_name",
+                lambda: deps.verifier.verify_identity(application.legal_name, id_number),
+            )
         )
-    )
+        results.append(
+            _verification(
+                "bank_card_four",
+                lambda: deps.verifier.verify_bank_card(
+                    application.account_name, id_number, account_number, application.mobile
+                ),
+            )
+        )
     return results
 
 
@@ -1070,7 +1570,23 @@ def add_note(
             N_("Notes can be added only while the application is being reviewed."),
             code="not_in_review",
         )
+    is_survey = note.kind == EventKind.SITE_SURVEY
+    if is_survey and note.outcome not in SITE_SURVEY_OUTCOMES:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "outcome",
+                    "outcome.site_survey",
+                    N_("A site survey must say whether the premises are feasible or not feasible."),
+                )
+            ]
+        )
     data: dict[str, object] = {"outcome": note.outcome} if note.outcome else {}
+    audit_data = dict(data)
+    if is_survey:
+        # The survey is of the address as it is now: if the address changes, it no
+        # longer counts for approval (decisions.site_survey_gap).
+        data["site"] = surveyed_site(application)
     event = record_event(
         session,
         application,
@@ -1086,9 +1602,45 @@ def add_note(
         f"application.note.{note.kind}",
         "application",
         application.id,
-        data,
+        audit_data,
     )
     return event
+
+
+def surveyed_site(application: Application) -> str:
+    """The premises a site survey of this application covers, as one comparable string."""
+    return "|".join(
+        (
+            application.region_code,
+            application.province,
+            application.city,
+            application.district,
+            application.address_detail,
+        )
+    )
+
+
+def _internal_note(
+    session: Session,
+    application: Application,
+    actor: Actor,
+    note: str | None,
+    *,
+    about: str,
+    now: dt.datetime,
+) -> None:
+    """Staff's note on a decision, on the timeline but never shown to the applicant."""
+    if note and note.strip():
+        record_event(
+            session,
+            application,
+            EventKind.NOTE,
+            actor,
+            body=note.strip(),
+            data={"about": about},
+            visible=False,
+            now=now,
+        )
 
 
 def request_info(
@@ -1099,9 +1651,12 @@ def request_info(
     message: str,
     *,
     now: dt.datetime,
+    note: str | None = None,
 ) -> None:
+    """Ask the applicant for more: ``message`` is shown to them, ``note`` stays internal."""
     ensure_transition(application.status, ApplicationStatus.NEEDS_INFO)
     _ensure_assignee(application, reviewer)
+    _internal_note(session, application, reviewer.actor, note, about="info_requested", now=now)
     application.status = str(ApplicationStatus.NEEDS_INFO)
     application.info_requested_at = now
     application.updated_at = now
@@ -1153,9 +1708,25 @@ def staff_edit(
         )
     errors: list[FieldError] = []
     if edit.mcc is not None:
-        violation = rules.check_mcc(edit.mcc)
+        violation = rules.check_mcc(edit.mcc) or rules.check_mcc_allowed(
+            edit.mcc, deps.settings.prohibited_mccs
+        )
         if violation:
             errors.append(_violation(violation))
+    if edit.business_name is not None:
+        # The settlement account must still be one this applicant may be paid to: an
+        # enterprise's unit account is in the business's name.
+        errors.extend(
+            _violation(violation)
+            for violation in rules.check_settlement_account(
+                application.applicant_kind,
+                application.account_type,
+                application.account_name,
+                deps.vault.decrypt(application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT),
+                legal_name=application.legal_name,
+                business_name=edit.business_name,
+            )
+        )
     region_code = _resolve_region(edit.address, errors) if edit.address is not None else None
     _raise_if(errors)
     if edit.business_name is not None:
@@ -1200,6 +1771,55 @@ def staff_edit(
     return fields
 
 
+@dataclass(frozen=True)
+class ApprovalBlocker:
+    """Something that must happen before anyone may approve (shown instead of the button)."""
+
+    code: str
+    message: str
+    params: dict[str, str]
+
+
+def approval_blockers(session: Session, application: Application) -> list[ApprovalBlocker]:
+    """What stops this application being approved whatever the reviewer writes.
+
+    A high-risk category (``rules.requires_site_survey``) needs a site survey recorded on
+    the application's timeline whose latest outcome is ``feasible``, of the address the
+    application names now. Work orders (``poshub.fieldwork``) belong to merchants, which
+    do not exist before approval, so the survey before approval is recorded here, by the
+    reviewing staff, as a site-survey entry with its outcome.
+    """
+    gap = site_survey_gap(
+        rules.requires_site_survey(application.mcc),
+        repository.site_surveys(session, application.id),
+        surveyed_site(application),
+    )
+    if gap is None:
+        return []
+    return [
+        ApprovalBlocker("site_survey_required", SITE_SURVEY_GAPS[gap], {"mcc": application.mcc})
+    ]
+
+
+def _ensure_no_blockers(session: Session, application: Application) -> None:
+    for blocker in approval_blockers(session, application):
+        raise Conflict(blocker.message, code=blocker.code, **blocker.params)
+
+
+def open_checks(session: Session, application: Application) -> list[str]:
+    """Codes of the latest run's failed or pending checks."""
+    return [
+        c.code
+        for c in repository.latest_checks(session, application)
+        if c.status in (CheckStatus.FAIL, CheckStatus.PENDING)
+    ]
+
+
+def override_checks(session: Session, application: Application) -> list[str]:
+    """The open checks a reviewer alone may not approve over (``OVERRIDE_CHECKS``)."""
+    return [code for code in open_checks(session, application) if code in OVERRIDE_CHECKS]
+
+
 def approve(
     session: Session,
     deps: OnboardingDeps,
@@ -1208,9 +1828,13 @@ def approve(
     decision: ApproveIn,
     *,
     now: dt.datetime,
-) -> Merchant:
+) -> Merchant | ApplicationOverride:
+    """The reviewer approves. Over failed or pending checks a note is required; over a
+    blacklist, duplicate, real-name or four-element check the approval waits for a risk
+    officer (the override request is returned), otherwise the merchant is created."""
     ensure_transition(application.status, ApplicationStatus.APPROVED)
     _ensure_assignee(application, reviewer)
+    ensure_privacy_consent(session, application)
     if reviewer.user_id in repository.editor_ids(session, application.id):
         raise Forbidden(
             N_("You edited this application, so another reviewer must approve it (maker-checker)."),
@@ -1221,12 +1845,10 @@ def approve(
             N_("The automated checks are still running; look at their results before approving."),
             code="checks_running",
         )
-    unresolved = [
-        c.code
-        for c in repository.latest_checks(session, application)
-        if c.status in (CheckStatus.FAIL, CheckStatus.PENDING)
-    ]
-    if unresolved and not (decision.note and decision.note.strip()):
+    _ensure_no_blockers(session, application)
+    unresolved = open_checks(session, application)
+    note = (decision.note or "").strip()
+    if unresolved and not note:
         raise ValidationFailed(
             [
                 FieldError(
@@ -1239,34 +1861,234 @@ def approve(
                 )
             ]
         )
-    merchant = _create_merchant(session, deps, application, now=now)
-    application.status = str(ApplicationStatus.APPROVED)
-    application.decided_at = now
-    application.decided_by_id = reviewer.user_id
-    application.decision_reasons = []
-    application.decision_note = decision.note
+    message = (decision.message or "").strip() or None
+    if any(code in OVERRIDE_CHECKS for code in unresolved):
+        return _request_override(session, application, reviewer, unresolved, note, message, now=now)
+    return _finish_approval(
+        session,
+        deps,
+        application,
+        reviewer.actor,
+        reviewer.user_id,
+        note=note or None,
+        message=message,
+        overridden=unresolved,
+        now=now,
+    )
+
+
+def _request_override(
+    session: Session,
+    application: Application,
+    reviewer: Principal,
+    checks: list[str],
+    reason: str,
+    message: str | None,
+    *,
+    now: dt.datetime,
+) -> ApplicationOverride:
+    application.status = str(
+        ensure_transition(application.status, ApplicationStatus.PENDING_OVERRIDE)
+    )
     application.updated_at = now
+    row = repository.insert_override(
+        session,
+        ApplicationOverride(
+            application_id=application.id,
+            status=str(OverrideStatus.PENDING),
+            checks=checks,
+            check_run=application.check_run,
+            reason=reason,
+            message=message,
+            requested_by_id=reviewer.user_id,
+            requested_at=now,
+            decided_by_id=None,
+            decided_at=None,
+            decision_note=None,
+        ),
+    )
+    data: dict[str, object] = {"override_id": row.id, "checks": checks}
     record_event(
         session,
         application,
-        EventKind.APPROVED,
+        EventKind.OVERRIDE_REQUESTED,
         reviewer.actor,
-        body=decision.note or "",
-        data={"mid": merchant.mid, "overridden_checks": unresolved},
-        visible=True,
+        body=reason,
+        data=data,
         now=now,
     )
     audit.record(
         session,
         reviewer.actor,
-        "application.approved",
+        "application.override_requested",
         "application",
         application.id,
-        {"mid": merchant.mid, "overridden_checks": unresolved},
+        {**data, "check_run": row.check_run, "reason": reason[:500]},
+    )
+    return row
+
+
+def get_override(
+    session: Session, override_id: int, *, for_update: bool = False
+) -> tuple[ApplicationOverride, Application]:
+    row = repository.override(session, override_id, for_update=for_update)
+    application = (
+        repository.get(session, row.application_id, for_update=for_update) if row else None
+    )
+    if row is None or application is None:
+        raise NotFound(N_("No such override request."), code="override_not_found")
+    return row, application
+
+
+def _ensure_second_person(
+    session: Session, application: Application, row: ApplicationOverride, officer: Principal
+) -> None:
+    """The override is decided by someone other than who asked for it or changed the data."""
+    if row.status != OverrideStatus.PENDING:
+        raise Conflict(
+            N_("This override request was already decided ({status})."),
+            code="override_not_pending",
+            status=row.status,
+        )
+    if officer.user_id == row.requested_by_id:
+        raise Forbidden(
+            N_("You asked for this override, so another person must decide it (maker-checker)."),
+            code="override_same_person",
+        )
+    if officer.user_id in repository.editor_ids(session, application.id):
+        raise Forbidden(
+            N_(
+                "You edited this application, so another person must decide the override (maker-checker)."
+            ),
+            code="override_editor",
+        )
+
+
+def approve_override(
+    session: Session,
+    deps: OnboardingDeps,
+    row: ApplicationOverride,
+    application: Application,
+    officer: Principal,
+    decision: OverrideDecisionIn,
+    *,
+    now: dt.datetime,
+) -> Merchant:
+    """A risk officer's second approval: the merchant is created."""
+    _ensure_second_person(session, application, row, officer)
+    ensure_transition(application.status, ApplicationStatus.APPROVED)
+    ensure_privacy_consent(session, application)
+    if application.checks_requested_at is not None or application.check_run != row.check_run:
+        raise Conflict(
+            N_(
+                "The checks changed since the override was asked for; the reviewer must decide again."
+            ),
+            code="override_stale",
+        )
+    _ensure_no_blockers(session, application)
+    _decide_override(session, application, row, officer, decision, OverrideStatus.APPROVED, now=now)
+    return _finish_approval(
+        session,
+        deps,
+        application,
+        officer.actor,
+        officer.user_id,
+        note=row.reason,
+        message=row.message,
+        overridden=list(row.checks),
+        now=now,
+    )
+
+
+def decline_override(
+    session: Session,
+    row: ApplicationOverride,
+    application: Application,
+    officer: Principal,
+    decision: OverrideDecisionIn,
+    *,
+    now: dt.datetime,
+) -> None:
+    """A risk officer declines: the application goes back to its reviewer."""
+    _ensure_second_person(session, application, row, officer)
+    application.status = str(ensure_transition(application.status, ApplicationStatus.UNDER_REVIEW))
+    application.updated_at = now
+    _decide_override(session, application, row, officer, decision, OverrideStatus.DECLINED, now=now)
+
+
+def _decide_override(
+    session: Session,
+    application: Application,
+    row: ApplicationOverride,
+    officer: Principal,
+    decision: OverrideDecisionIn,
+    outcome: OverrideStatus,
+    *,
+    now: dt.datetime,
+) -> None:
+    row.status = str(outcome)
+    row.decided_by_id = officer.user_id
+    row.decided_at = now
+    row.decision_note = decision.note
+    kind = (
+        EventKind.OVERRIDE_APPROVED
+        if outcome == OverrideStatus.APPROVED
+        else EventKind.OVERRIDE_DECLINED
+    )
+    data: dict[str, object] = {"override_id": row.id, "checks": list(row.checks)}
+    record_event(session, application, kind, officer.actor, body=decision.note, data=data, now=now)
+    audit.record(
+        session,
+        officer.actor,
+        f"application.{kind.value}",
+        "application",
+        application.id,
+        {**data, "requested_by_id": row.requested_by_id, "note": decision.note[:500]},
+    )
+
+
+def _finish_approval(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    actor: Actor,
+    decided_by_id: int,
+    *,
+    note: str | None,
+    message: str | None,
+    overridden: list[str],
+    now: dt.datetime,
+) -> Merchant:
+    merchant = _create_merchant(session, deps, application, now=now)
+    application.status = str(ApplicationStatus.APPROVED)
+    application.decided_at = now
+    application.decided_by_id = decided_by_id
+    application.decision_reasons = []
+    application.decision_note = note
+    application.decision_message = message
+    application.updated_at = now
+    _internal_note(session, application, actor, note, about="approved", now=now)
+    record_event(
+        session,
+        application,
+        EventKind.APPROVED,
+        actor,
+        body=message or "",
+        data={"mid": merchant.mid, "overridden_checks": overridden},
+        visible=True,
+        now=now,
     )
     audit.record(
         session,
-        reviewer.actor,
+        actor,
+        "application.approved",
+        "application",
+        application.id,
+        {"mid": merchant.mid, "overridden_checks": overridden},
+    )
+    audit.record(
+        session,
+        actor,
         "merchant.created",
         "merchant",
         merchant.mid,
@@ -1331,10 +2153,14 @@ def reject(
                     {"reason": reason[:40], "allowed": ", ".join(REJECTION_REASONS)},
                 )
             )
-    if "other" in decision.reasons and not (decision.note and decision.note.strip()):
+    note = (decision.note or "").strip() or None
+    message = (decision.message or "").strip() or None
+    if "other" in decision.reasons and not message:
         errors.append(
             FieldError(
-                "note", "note.required_for_other", N_("Explain the reason 'other' in the note.")
+                "message",
+                "message.required_for_other",
+                N_("Explain the reason 'other' in the message to the applicant."),
             )
         )
     _raise_if(errors)
@@ -1343,14 +2169,16 @@ def reject(
     application.decided_at = now
     application.decided_by_id = reviewer.user_id
     application.decision_reasons = reasons
-    application.decision_note = decision.note
+    application.decision_note = note
+    application.decision_message = message
     application.updated_at = now
+    _internal_note(session, application, reviewer.actor, note, about="rejected", now=now)
     record_event(
         session,
         application,
         EventKind.REJECTED,
         reviewer.actor,
-        body=decision.note or "",
+        body=message or "",
         data={"reasons": reasons},
         visible=True,
         now=now,
@@ -1479,3 +2307,218 @@ def remove_blacklist_entry(
 def sorted_checks(checks: Sequence[ApplicationCheck]) -> list[ApplicationCheck]:
     order = {CheckStatus.FAIL: 0, CheckStatus.PENDING: 1, CheckStatus.WARN: 2, CheckStatus.PASS: 3}
     return sorted(checks, key=lambda c: (order[CheckStatus(c.status)], c.id))
+
+
+# --- Mobile proof (poshub/onboarding/mobile.py, docs/onboarding.md) -----------------
+
+MOBILE_CODE_PURPOSE = "mobile_code"
+
+
+def unproved_mobile(application: Application) -> list[FieldError]:
+    """The field error of an application whose mobile number is not proved yet."""
+    if application.mobile_verified_at is not None:
+        return []
+    return [FieldError("mobile", "mobile.unverified", mobile.NOT_PROVED)]
+
+
+@dataclass(frozen=True)
+class MobileCode:
+    """A code the caller sends (after committing) with :func:`send_mobile_code`."""
+
+    code: str
+    mobile: str
+    text: str
+    """The SMS, in the applicant's language, with the code in it."""
+    expires_at: dt.datetime
+    resend_after_seconds: int
+
+
+def _code_digest(vault: KeyVault, nonce: str, code: str) -> str:
+    return vault.token(f"{nonce}:{code}", purpose=MOBILE_CODE_PURPOSE)
+
+
+def request_mobile_code(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    *,
+    source_address: str,
+    now: dt.datetime,
+) -> MobileCode:
+    """Make a one-time code for the application's mobile number and keep only its keyed
+    hash. Refused with 429 during the resend cool-down and past the codes allowed per
+    number and per source address in 24 hours; 409 when the number is already proved."""
+    if application.mobile_verified_at is not None:
+        raise Conflict(mobile.ALREADY_PROVED, code="mobile_already_verified")
+    latest = repository.latest_mobile_challenge(session, application.id)
+    same_number = latest is not None and latest.mobile == application.mobile
+    wait = mobile.resend_wait_seconds(latest.sent_at if latest and same_number else None, now)
+    if wait:
+        raise TooManyRequests(
+            mobile.RESEND_WAIT,
+            code="rate_limited.code_resend",
+            retry_after_seconds=wait,
+            seconds=str(wait),
+        )
+    settings = deps.settings
+    since = mobile.window_start(now)
+    source = source_address[:SOURCE_ADDRESS_LENGTH_MAX]
+    per_number = settings.mobile_codes_per_number_per_day
+    if repository.mobile_codes_sent_since(session, since, mobile=application.mobile) >= per_number:
+        raise TooManyRequests(
+            mobile.CODES_PER_NUMBER,
+            code="rate_limited.codes_per_mobile",
+            mobile=mobile.mask_mobile(application.mobile),
+            limit=str(per_number),
+        )
+    per_address = settings.mobile_codes_per_address_per_day
+    if repository.mobile_codes_sent_since(session, since, source=source) >= per_address:
+        raise TooManyRequests(
+            mobile.CODES_PER_ADDRESS,
+            code="rate_limited.codes_per_address",
+            limit=str(per_address),
+        )
+    code, nonce = mobile.new_code(), mobile.new_nonce()
+    expires_at = now + dt.timedelta(minutes=limits.MOBILE_CODE_VALID_MINUTES)
+    repository.insert_mobile_challenge(
+        session,
+        MobileChallenge(
+            application_id=application.id,
+            mobile=application.mobile,
+            code_hash=_code_digest(deps.vault, nonce, code),
+            nonce=nonce,
+            source_address=source,
+            sent_at=now,
+            expires_at=expires_at,
+            attempts=0,
+            verified_at=None,
+        ),
+    )
+    audit.record(
+        session,
+        applicant_actor(application),
+        "application.mobile_code_sent",
+        "application",
+        application.id,
+        {"mobile": mobile.mask_mobile(application.mobile)},
+    )
+    text = Translator(application.locale)(
+        mobile.CODE_SMS, code=code, minutes=str(limits.MOBILE_CODE_VALID_MINUTES)
+    )
+    return MobileCode(code, application.mobile, text, expires_at, limits.MOBILE_CODE_RESEND_SECONDS)
+
+
+def send_mobile_code(notifier: Notifier, sms: MobileCode) -> None:
+    """Send the code straight to the number (never through the outbox, which would store
+    it); the adapter keeps it out of its log. 503 when the SMS gateway fails."""
+    try:
+        notifier.send("sms", sms.mobile, sms.text, secret=sms.code)
+    except DeliveryFailed as exc:
+        raise Unavailable(mobile.SMS_UNAVAILABLE, code="sms_unavailable") from exc
+
+
+def confirm_mobile(
+    session: Session,
+    deps: OnboardingDeps,
+    application: Application,
+    typed: str,
+    *,
+    now: dt.datetime,
+) -> PosHubError | None:
+    """Check a code the applicant typed. None: the number is proved, and the tracking link
+    is queued to it. Otherwise the refusal, which the caller raises *after* committing,
+    since a wrong code counts against the code's attempts."""
+    code = mobile.normalise_code(typed)
+    if code is None:
+        return ValidationFailed(
+            [
+                FieldError(
+                    "code",
+                    "mobile_code.format",
+                    mobile.CODE_FORMAT,
+                    {"digits": str(limits.MOBILE_CODE_DIGITS)},
+                )
+            ]
+        )
+    if application.mobile_verified_at is not None:
+        return Conflict(mobile.ALREADY_PROVED, code="mobile_already_verified")
+    challenge = repository.latest_mobile_challenge(session, application.id)
+    state = (
+        mobile.ChallengeState(
+            challenge.mobile, challenge.expires_at, challenge.attempts, challenge.verified_at
+        )
+        if challenge is not None
+        else None
+    )
+    matches = challenge is not None and mobile.digests_match(
+        challenge.code_hash, _code_digest(deps.vault, challenge.nonce, code)
+    )
+    verdict = mobile.judge(state, application.mobile, matches, now)
+    actor = applicant_actor(application)
+    if verdict is mobile.Verdict.WRONG:
+        assert challenge is not None
+        challenge.attempts += 1
+        audit.record(
+            session,
+            actor,
+            "application.mobile_code_wrong",
+            "application",
+            application.id,
+            {"attempts": challenge.attempts},
+        )
+        left = mobile.attempts_left(challenge.attempts)
+        if left:
+            return ValidationFailed(
+                [FieldError("code", "mobile_code.wrong", mobile.CODE_WRONG, {"left": str(left)})]
+            )
+        verdict = mobile.Verdict.EXHAUSTED
+    if verdict is mobile.Verdict.EXHAUSTED:
+        return TooManyRequests(mobile.CODE_EXHAUSTED, code="mobile_code.exhausted")
+    if verdict is mobile.Verdict.EXPIRED:
+        return ValidationFailed([FieldError("code", "mobile_code.expired", mobile.CODE_EXPIRED)])
+    if verdict is mobile.Verdict.NO_CODE:
+        return Conflict(mobile.CODE_NONE, code="mobile_code.none")
+    assert challenge is not None
+    challenge.verified_at = now
+    application.mobile_verified_at = now
+    audit.record(
+        session,
+        actor,
+        "application.mobile_verified",
+        "application",
+        application.id,
+        {"mobile": mobile.mask_mobile(application.mobile)},
+    )
+    # The first message to the number: where to follow the application.
+    draft = application.status == ApplicationStatus.DRAFT
+    _notify_applicant(
+        session,
+        application,
+        "application_created" if draft else "mobile_confirmed",
+        {
+            "tracking_number": application.tracking_number,
+            "url": tracking_url(deps.settings, application),
+        },
+    )
+    return None
+
+
+def access_code_throttled(session: Session, source: str, now: dt.datetime) -> PosHubError | None:
+    """429 when ``source`` entered too many wrong access codes on the tracking login."""
+    minutes = limits.ACCESS_CODE_FAILURE_WINDOW_MINUTES
+    since = now - dt.timedelta(minutes=minutes)
+    failures = repository.access_code_failures_since(
+        session, source[:SOURCE_ADDRESS_LENGTH_MAX], since
+    )
+    if failures < limits.ACCESS_CODE_FAILURES_PER_ADDRESS:
+        return None
+    return TooManyRequests(
+        mobile.ACCESS_CODE_THROTTLED,
+        code="rate_limited.access_code",
+        retry_after_seconds=minutes * 60,
+        minutes=str(minutes),
+    )
+
+
+def record_access_code_failure(session: Session, source: str, now: dt.datetime) -> None:
+    repository.insert_access_code_failure(session, source[:SOURCE_ADDRESS_LENGTH_MAX], now)

@@ -11,22 +11,39 @@ from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.core.i18n import Translator
 from poshub.merchants import repository as merchant_repository
-from poshub.onboarding import repository, rules, sla
+from poshub.onboarding import consent, repository, rules, sla
 from poshub.onboarding.decisions import CHECK_DETAILS, CHECK_LABELS
-from poshub.onboarding.models import Application, ApplicationCheck, CheckStatus
+from poshub.onboarding.documents import same_content_kinds
+from poshub.onboarding.models import (
+    Application,
+    ApplicationCheck,
+    ApplicationOverride,
+    CheckStatus,
+)
 from poshub.onboarding.schemas import (
     AddressOut,
+    AgentOut,
     ApplicationOut,
+    ApprovalBlockerOut,
+    BeneficialOwnerOut,
     CheckOut,
+    ConsentOut,
     DocumentOut,
     EventOut,
+    OverrideOut,
     QueueItemOut,
     RequiredDocumentOut,
     ReviewApplicationOut,
     SettlementAccountOut,
     TerminalLineOut,
 )
-from poshub.onboarding.service import required_documents, sorted_checks
+from poshub.onboarding.service import (
+    approval_blockers,
+    override_checks,
+    required_documents,
+    sorted_checks,
+)
+from poshub.onboarding.states import REVIEW_CLOCK_STATUSES, ApplicationStatus, applicant_status
 from poshub.staff import repository as staff_repository
 
 EVENTS_SHOWN_MAX = 200
@@ -38,6 +55,7 @@ def _base(
     today = business_date(utcnow())
     documents = repository.documents(session, application.id, limits.DOCUMENTS_PER_APPLICATION_MAX)
     provided = {d.kind for d in documents}
+    duplicates = same_content_kinds(documents)
     required = sorted(required_documents(application, today))
     merchant = merchant_repository.for_application(session, application.id)
     return {
@@ -48,6 +66,7 @@ def _base(
         "legal_name": application.legal_name,
         "id_number_masked": application.id_number_masked,
         "mobile": application.mobile,
+        "mobile_verified": application.mobile_verified_at is not None,
         "business_name": application.business_name,
         "uscc": application.uscc,
         "licence_expiry": application.licence_expiry,
@@ -64,7 +83,25 @@ def _base(
             bank_name=application.bank_name,
             account_name=application.account_name,
             account_number_masked=application.account_number_masked,
+            account_type=application.account_type,
         ),
+        "id_expiry": application.id_expiry,
+        "id_long_term": application.id_long_term,
+        "applied_by_agent": application.applied_by_agent,
+        "agent": AgentOut(
+            name=application.agent_name, id_number_masked=application.agent_id_number_masked
+        )
+        if application.agent_name and application.agent_id_number_masked
+        else None,
+        "beneficial_owners": [
+            BeneficialOwnerOut(
+                name=owner.name,
+                id_number_masked=owner.id_number_masked,
+                basis=owner.basis,
+                share_percent=owner.share_percent,
+            )
+            for owner in repository.beneficial_owners(session, application.id)
+        ],
         "expected_monthly_volume_fen": application.expected_monthly_volume_fen,
         "terminals": [
             TerminalLineOut(model_code=line.model_code, count=line.count)
@@ -79,6 +116,7 @@ def _base(
                 sha256=d.sha256,
                 file_name=d.file_name,
                 uploaded_at=d.uploaded_at,
+                duplicate_of=duplicates.get(d.id, []),
             )
             for d in documents
         ],
@@ -107,11 +145,27 @@ def _base(
         "submitted_at": application.submitted_at,
         "sla_target_date": application.sla_target_date,
         "merchant_mid": merchant.mid if merchant else None,
+        "consents": consent_views(session, application.id),
     }
 
 
+def consent_views(session: Session, application_id: str) -> list[ConsentOut]:
+    rows = repository.consents_of(session, [application_id]).get(application_id, [])
+    return [
+        ConsentOut(
+            kind=str(state.kind),
+            granted=state.granted,
+            notice_version=state.notice_version,
+            at=state.at,
+        )
+        for state in consent.current(rows).values()
+    ]
+
+
 def applicant_view(session: Session, application: Application, t: Translator) -> ApplicationOut:
-    return ApplicationOut.model_validate(_base(session, application, t, applicant_only=True))
+    base = _base(session, application, t, applicant_only=True)
+    base["status"] = applicant_status(application.status)
+    return ApplicationOut.model_validate(base)
 
 
 def check_view(check: ApplicationCheck, t: Translator) -> CheckOut:
@@ -142,6 +196,7 @@ def review_view(session: Session, application: Application, t: Translator) -> Re
         | ({application.assigned_reviewer_id} if application.assigned_reviewer_id else set()),
     )
     today = business_date(utcnow())
+    pending = repository.pending_override(session, application.id)
     elapsed = (
         sla.elapsed(application.sla_start_date, today, application.sla_paused_working_days)
         if application.sla_start_date
@@ -161,14 +216,42 @@ def review_view(session: Session, application: Application, t: Translator) -> Re
             "working_days_elapsed": elapsed,
             "decision_reasons": application.decision_reasons,
             "decision_note": application.decision_note,
+            "decision_message": application.decision_message,
+            "approval_blockers": [
+                ApprovalBlockerOut(code=b.code, message=t(b.message, b.params))
+                for b in approval_blockers(session, application)
+            ]
+            if ApplicationStatus(application.status).is_open
+            else [],
+            "override_checks": override_checks(session, application),
+            "override": override_view(session, pending) if pending else None,
         }
+    )
+
+
+def override_view(session: Session, row: ApplicationOverride) -> OverrideOut:
+    names = staff_repository.names_by_id(
+        session, {row.requested_by_id} | ({row.decided_by_id} if row.decided_by_id else set())
+    )
+    return OverrideOut(
+        id=row.id,
+        application_id=row.application_id,
+        status=row.status,
+        checks=list(row.checks),
+        reason=row.reason,
+        message=row.message,
+        requested_by=names.get(row.requested_by_id, str(row.requested_by_id)),
+        requested_at=row.requested_at,
+        decided_by=names.get(row.decided_by_id) if row.decided_by_id else None,
+        decided_at=row.decided_at,
+        decision_note=row.decision_note,
     )
 
 
 def sla_state(application: Application, today: dt.date) -> str:
     if application.sla_target_date is None or application.sla_breach_date is None:
         return "not_started"
-    if application.status not in ("submitted", "under_review"):
+    if application.status not in REVIEW_CLOCK_STATUSES:
         return "paused" if application.status == "needs_info" else "stopped"
     return str(sla.state(today, application.sla_target_date, application.sla_breach_date))
 

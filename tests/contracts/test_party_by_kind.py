@@ -11,17 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
-from stdnum.cn import uscc
 
-from tests.factories import approved_merchant, bearer, generate_contract
+from tests.factories import approved_merchant, bearer, credit_code, generate_contract
 
 BUSINESS = "合肥蜀山明辉便利超市"
 PERSON = "陈明"
 
 
 def _enterprise_code() -> str:
-    body = "91340104MA2N7K3Q0"
-    return body + uscc.calc_check_digit(body)
+    return credit_code(prefix="91")
 
 
 def _overrides(kind: str) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def _fill_application(page: Page, id_number: str) -> None:
     page.check("input[name=applicant_kind][value=individual_business]")
     page.fill("#f-legal_name", "陈明")
     page.fill("#f-id_number", id_number)
+    page.fill("#f-id_expiry", (dt.date.today() + dt.timedelta(days=3650)).isoformat())
     page.fill("#f-mobile", "13905510001")
     page.fill("#f-business_name", "合肥蜀山明辉便利超市")
     page.fill("#f-uscc", credit_code())
@@ -123,6 +124,7 @@ def _fill_application(page: Page, id_number: str) -> None:
     page.fill("#f-settlement_account-bank_name", "徽商银行合肥蜀山支行")
     page.fill("#f-settlement_account-account_name", "陈明")
     page.fill("#f-settlement_account-account_number", card_number())
+    page.check("#f-account_type-personal")
     page.fill("#count-SMART-A8", "1")
 
 

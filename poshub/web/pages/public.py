@@ -15,19 +15,34 @@ from poshub.contracts import repository as contract_repository
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, FieldError, NotFound, PosHubError, ValidationFailed
+from poshub.core.errors import (
+    N_,
+    FieldError,
+    NotFound,
+    PosHubError,
+    TooManyRequests,
+    ValidationFailed,
+)
 from poshub.core.i18n import Translator
 from poshub.core.money import yuan_to_fen
+from poshub.core.settings import Mode
 from poshub.merchants import repository as merchant_repository
-from poshub.onboarding import repository, rules
-from poshub.onboarding.models import Application
+from poshub.onboarding import consent, repository, rules
+from poshub.onboarding.mobile import ACCESS_CODE_WRONG, mask_mobile
+from poshub.onboarding.models import Application, ConsentKind
 from poshub.onboarding.schemas import ApplicationIn, ApplicationPatch
 from poshub.onboarding.service import (
+    CONSENT_REQUIRED,
+    access_code_throttled,
     add_document,
     answer_request,
     applicant_actor,
+    confirm_mobile,
     create_application,
     hash_access_token,
+    record_access_code_failure,
+    request_mobile_code,
+    send_mobile_code,
     submit,
     update_application,
 )
@@ -37,6 +52,7 @@ from poshub.web.deps import (
     ApplicantCredential,
     app_state,
     applicant,
+    client_ip,
     read_uow,
     request_translator,
     translator,
@@ -57,14 +73,40 @@ FORM_FIELDS = (
     "licence_expiry", "established_on", "mcc", "address.province", "address.city",
     "address.district", "address.detail", "address.region_code",
     "settlement_account.bank_name", "settlement_account.account_name",
-    "settlement_account.account_number", "expected_monthly_volume_yuan",
+    "settlement_account.account_number", "settlement_account.account_type",
+    "expected_monthly_volume_yuan",
 )  # fmt: skip
+BENEFICIAL_OWNER_ROWS = 3
+"""Rows for beneficial owners on the form (an enterprise needs one at least)."""
+
+
+def _compliance_fields(form: dict[str, str], payload: dict[str, Any]) -> None:
+    """ID card validity, an agent applying, and an enterprise's beneficial owners."""
+    payload["id_long_term"] = form.get("id_long_term") == "on"
+    if form.get("id_expiry", "").strip():
+        payload["id_expiry"] = form["id_expiry"].strip()
+    payload["applied_by_agent"] = form.get("applied_by_agent") == "on"
+    agent = {key: form.get(f"agent.{key}", "").strip() for key in ("name", "id_number")}
+    if payload["applied_by_agent"] or any(agent.values()):
+        payload["agent"] = agent
+    owners = []
+    for row in range(BENEFICIAL_OWNER_ROWS):
+        owner = {
+            key: form.get(f"beneficial_owners[{row}].{key}", "").strip()
+            for key in ("name", "id_number", "basis", "share_percent")
+        }
+        if owner["name"] or owner["id_number"]:
+            owners.append({k: v for k, v in owner.items() if v or k != "share_percent"})
+    payload["beneficial_owners"] = owners
 
 
 def _catalog(uow: UnitOfWork) -> dict[str, Any]:
     return {
         "models": catalog_repository.terminal_models(uow.session),
         "plans": catalog_repository.fee_plans_in_force(uow.session, business_date(utcnow())),
+        # The application form shows the current privacy notice (poshub/onboarding/consent.py).
+        "notice_version": consent.PRIVACY_NOTICE_VERSION,
+        "privacy_notice": consent.PRIVACY_NOTICE[consent.PRIVACY_NOTICE_VERSION],
     }
 
 
@@ -99,6 +141,7 @@ def form_to_payload(
         elif value or name not in ("uscc", "licence_expiry", "established_on"):
             payload[name] = value or None if name in ("uscc",) else value
     payload["licence_long_term"] = form.get("licence_long_term") == "on"
+    _compliance_fields(form, payload)
     for key in ("licence_expiry", "established_on"):
         if not payload.get(key):
             payload.pop(key, None)
@@ -113,6 +156,13 @@ def form_to_payload(
         count = form.get(f"count.{code}", "").strip()
         if count and count != "0":
             payload["terminals"].append({"model_code": code, "count": count})
+    payload["consents"] = {
+        "notice_version": form.get("notice_version", "").strip()[:16] or "-",
+        "privacy_notice": form.get("consent_privacy_notice") == "on",
+        "verification_provider": form.get("consent_verification_provider") == "on",
+    }
+    if not payload["consents"]["privacy_notice"]:  # named with the other fields' errors
+        errors["consents.privacy_notice"] = CONSENT_REQUIRED[ConsentKind.PRIVACY_NOTICE]
     return payload, errors
 
 
@@ -143,13 +193,24 @@ def _apply_submit(request: Request, form: dict[str, str]) -> Response:
             )
         try:
             application, token = create_application(
-                uow.session, state.onboarding, data, locale=t.locale, now=utcnow()
+                uow.session,
+                state.onboarding,
+                data,
+                locale=t.locale,
+                now=utcnow(),
+                source_address=client_ip(request),
             )
         except ValidationFailed as exc:
             for error in field_errors(exc.errors, t):
                 messages.setdefault(error["field"], error["msg"])
             return render(
                 request, "apply.html", {**catalog, "values": form, "errors": messages}, 422
+            )
+        except TooManyRequests as exc:
+            # Past the applications allowed per mobile number or per address: say which.
+            messages["form"] = refusal(exc, t)[0][0]
+            return render(
+                request, "apply.html", {**catalog, "values": form, "errors": messages}, 429
             )
         uow.commit()
     response = render(request, "created.html", {"application": application, "token": token})
@@ -169,30 +230,53 @@ def _set_applicant_cookie(request: Request, response: Response, token: str) -> N
     )
 
 
+OTHER_APPLICATION = N_(
+    "This browser holds the access code of another application. Enter the access code of "
+    "application {tracking_number} to open it."
+)
+
+
+def _login_page(
+    request: Request, number: str, error: str | None = None, status_code: int = 200
+) -> Response:
+    """The page to enter the access code; ``number`` (from the SMS link) is filled in."""
+    number = number.strip().upper()[:30]
+    return render(request, "track_login.html", {"error": error, "number": number}, status_code)
+
+
 @router.get("/apply/track", dependencies=[PUBLIC])
-def track_form(request: Request) -> Response:
-    return render(request, "track_login.html", {"error": None})
+def track_form(request: Request, number: str = "") -> Response:
+    """Where the SMS link leads on a device without the access code (see errors.py)."""
+    return _login_page(request, number)
 
 
 @router.post("/apply/track", dependencies=[PUBLIC])
 def track_login(
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(read_uow)],
+    uow: Annotated[UnitOfWork, Depends(write_uow)],
     tracking_number: Annotated[str, Form(max_length=30)],
     access_token: Annotated[str, Form(max_length=100)],
 ) -> Response:
+    """Open an application with its access code; wrong codes are counted per source
+    address and, past the limit, refused for a while (429) even when right."""
+    t = request_translator(request)
     tracking_number = tracking_number.strip().upper()
+    source, now = client_ip(request), utcnow()
+    throttled = access_code_throttled(uow.session, source, now)
+    if throttled is not None:
+        response = _login_page(
+            request, tracking_number, refusal(throttled, t)[0][0], throttled.status_code
+        )
+        response.headers["Retry-After"] = str(limits.ACCESS_CODE_FAILURE_WINDOW_MINUTES * 60)
+        return response
     application = repository.by_tracking(
         uow.session, tracking_number, hash_access_token(access_token.strip())
     )
     if application is None:
-        t = request_translator(request)
-        return render(
-            request,
-            "track_login.html",
-            {"error": t(N_("Tracking number and access token do not match."))},
-            404,
-        )
+        record_access_code_failure(uow.session, source, now)
+        uow.commit()
+        message = t(ACCESS_CODE_WRONG, tracking_number=tracking_number or "-")
+        return _login_page(request, tracking_number, message, 404)
     response = RedirectResponse(f"/apply/track/{application.tracking_number}", status_code=303)
     _set_applicant_cookie(request, response, access_token.strip())
     return response
@@ -217,6 +301,9 @@ def _tracking_page(
     t: Translator,
     errors: list[str] | None = None,
     status_code: int = 200,
+    *,
+    notice: str | None = None,
+    demo_code: str | None = None,
 ) -> Response:
     merchant = merchant_repository.for_application(uow.session, application.id)
     contract = (
@@ -236,6 +323,9 @@ def _tracking_page(
             "document_labels": rules.DOCUMENT_LABELS,
             "errors": errors or [],
             "size_limit_mb": limits.DOCUMENT_SIZE_BYTES_MAX // (1024 * 1024),
+            "notice": notice,
+            "demo_code": demo_code,
+            "code_digits": limits.MOBILE_CODE_DIGITS,
         },
         status_code,
     )
@@ -249,7 +339,76 @@ def track(
     credential: Annotated[ApplicantCredential, Depends(applicant())],
     t: Annotated[Translator, Depends(translator)],
 ) -> Response:
-    return _tracking_page(request, uow, _own_by_tracking(uow, tracking_number, credential), t)
+    try:
+        application = _own_by_tracking(uow, tracking_number, credential)
+    except NotFound:
+        if not credential.via_cookie:
+            raise
+        # The cookie opens another application (or none): ask for this one's code.
+        number = tracking_number.strip().upper()[:30]
+        return _login_page(request, number, t(OTHER_APPLICATION, tracking_number=number))
+    return _tracking_page(request, uow, application, t)
+
+
+CODE_SENT = N_("We sent a {digits}-digit code to {mobile}. It is valid for {minutes} minutes.")
+DEMO_CODE = N_("Demo: no SMS leaves a demo. The code sent is {code}.")
+
+
+@router.post("/apply/track/{tracking_number}/mobile/code")
+def track_mobile_code(
+    tracking_number: str,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    t: Annotated[Translator, Depends(translator)],
+) -> Response:
+    """Send the one-time code that proves the mobile number; the page says where it went."""
+    state = app_state(request)
+    application = _own_by_tracking(uow, tracking_number, credential)
+    try:
+        sms = request_mobile_code(
+            uow.session,
+            state.onboarding,
+            application,
+            source_address=client_ip(request),
+            now=utcnow(),
+        )
+        uow.commit()
+        send_mobile_code(state.notifier, sms)
+    except PosHubError as exc:
+        uow.rollback()
+        messages, status_code = refusal(exc, t)
+        fresh = _own_by_tracking(uow, tracking_number, credential)
+        return _tracking_page(request, uow, fresh, t, messages, status_code)
+    notice = t(
+        CODE_SENT,
+        digits=str(limits.MOBILE_CODE_DIGITS),
+        mobile=mask_mobile(sms.mobile),
+        minutes=str(limits.MOBILE_CODE_VALID_MINUTES),
+    )
+    demo = t(DEMO_CODE, code=sms.code) if state.settings.mode is Mode.DEMO else None
+    return _tracking_page(request, uow, application, t, notice=notice, demo_code=demo)
+
+
+@router.post("/apply/track/{tracking_number}/mobile/verify")
+def track_mobile_verify(
+    tracking_number: str,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    t: Annotated[Translator, Depends(translator)],
+    code: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Check the code from the SMS; a wrong one is counted and the page says why."""
+    application = _own_by_tracking(uow, tracking_number, credential)
+    refused = confirm_mobile(
+        uow.session, app_state(request).onboarding, application, code, now=utcnow()
+    )
+    uow.commit()
+    if refused is not None:
+        messages, status_code = refusal(refused, t)
+        return _tracking_page(request, uow, application, t, messages, status_code)
+    return RedirectResponse(f"/apply/track/{tracking_number}#mobile", status_code=303)
 
 
 def _error_messages(exc: PosHubError, t: Translator) -> list[str]:
@@ -411,6 +570,7 @@ def _track_edit(
                 "bank_name": values["bank_name"] or application.bank_name,
                 "account_name": values["account_name"] or application.account_name,
                 "account_number": values["account_number"],
+                "account_type": application.account_type,
             }
         patch = ApplicationPatch.model_validate(changes)
         update_application(uow.session, state.onboarding, application, patch, now=utcnow())
