@@ -17,7 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from poshub.core import limits
@@ -26,6 +27,13 @@ from poshub.core.errors import N_
 REQUIRED_COLUMNS = ("serial_number", "model_code", "warehouse")
 OPTIONAL_COLUMNS = ("firmware_version",)
 SERIAL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{3,31}$")
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Control characters (NUL among them), bidi overrides and other invisible marks."""
+
+# The csv module refuses a field over 131,072 characters with an exception; a stock file is
+# at most STOCK_CSV_BYTES_MAX bytes, so no field can be longer than that, and every cell is
+# then measured against STOCK_CSV_FIELD_CHARS_MAX here, naming its row and column.
+csv.field_size_limit(max(csv.field_size_limit(), limits.STOCK_CSV_BYTES_MAX))
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,10 @@ def parse(
             [], [RowProblem(0, "file", "stock.encoding", N_("The file is not UTF-8 text."))]
         )
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        header = None
     if header is None:
         return ParsedStock([], [RowProblem(1, "file", "stock.empty", N_("The file is empty."))])
     columns = [h.strip().lower() for h in header]
@@ -94,7 +105,7 @@ def parse(
     rows: list[StockRow] = []
     first_seen: dict[str, int] = {}
     existing = {s.upper() for s in existing_serials}
-    for number, record in enumerate(reader, start=2):
+    for number, record in _records(reader, problems):
         if not any(cell.strip() for cell in record):
             continue  # blank lines are harmless
         if len(rows) + len(problems) >= limits.STOCK_CSV_ROWS_MAX:
@@ -115,11 +126,16 @@ def parse(
                 record[position].strip() if position is not None and position < len(record) else ""
             )
 
+        row_problems = _cell_problems(number, record, index)
+        if row_problems:
+            # An oversize, multi-column or control-character row is reported as such; its
+            # values are not looked at further.
+            problems.extend(row_problems)
+            continue
         serial = cell("serial_number").upper()
         model = cell("model_code").upper()
         warehouse = cell("warehouse")
         firmware = cell("firmware_version") or None
-        row_problems: list[RowProblem] = []
         if not SERIAL_PATTERN.match(serial):
             row_problems.append(
                 RowProblem(
@@ -190,6 +206,73 @@ def parse(
     return ParsedStock(rows, problems)
 
 
+def _records(
+    reader: Iterator[list[str]], problems: list[RowProblem]
+) -> Iterator[tuple[int, list[str]]]:
+    """The records after the header, numbered as a spreadsheet shows them; a record the csv
+    module cannot read ends the file with a problem naming its row."""
+    number = 1
+    while True:
+        number += 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            problems.append(
+                RowProblem(
+                    number,
+                    "file",
+                    "stock.malformed",
+                    N_("Row {row} is not valid CSV; check its quotes."),
+                    {"row": str(number)},
+                )
+            )
+            return
+        yield number, record
+
+
+def _cell_problems(number: int, record: list[str], index: dict[str, int]) -> list[RowProblem]:
+    """Every cell of a known column too long or holding a control or invisible character;
+    a row with too many cells."""
+    if len(record) > limits.STOCK_CSV_COLUMNS_MAX:
+        return [
+            RowProblem(
+                number,
+                "file",
+                "stock.too_many_columns",
+                N_("A row has at most {max} cells; this one has {count}."),
+                {"max": str(limits.STOCK_CSV_COLUMNS_MAX), "count": str(len(record))},
+            )
+        ]
+    found: list[RowProblem] = []
+    for name, position in index.items():
+        value = record[position] if position < len(record) else ""
+        if len(value) > limits.STOCK_CSV_FIELD_CHARS_MAX:
+            found.append(
+                RowProblem(
+                    number,
+                    name,
+                    "stock.field_too_long",
+                    N_("A cell holds at most {max} characters; this one has {count}."),
+                    {"max": str(limits.STOCK_CSV_FIELD_CHARS_MAX), "count": str(len(value))},
+                )
+            )
+        elif any(
+            not char.isprintable() and unicodedata.category(char) in _REFUSED_CATEGORIES
+            for char in value
+        ):
+            found.append(
+                RowProblem(
+                    number,
+                    name,
+                    "stock.control_character",
+                    N_("The cell contains a control character or an invisible formatting mark."),
+                )
+            )
+    return found
+
+
 def serials_in(data: bytes) -> list[str]:
     """Every serial-number cell of a file, to look up which exist before ``parse``."""
     try:
@@ -197,17 +280,20 @@ def serials_in(data: bytes) -> list[str]:
     except UnicodeDecodeError:
         return []
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        return []
-    columns = [h.strip().lower() for h in header]
-    if "serial_number" not in columns:
-        return []
-    position = columns.index("serial_number")
-    serials = []
-    for count, record in enumerate(reader):
-        if count >= limits.STOCK_CSV_ROWS_MAX:
-            break
-        if position < len(record) and record[position].strip():
-            serials.append(record[position].strip().upper()[: limits.SERIAL_NUMBER_LENGTH_MAX])
+    serials: list[str] = []
+    try:
+        header = next(reader, None)
+        if not header:
+            return []
+        columns = [h.strip().lower() for h in header]
+        if "serial_number" not in columns:
+            return []
+        position = columns.index("serial_number")
+        for count, record in enumerate(reader):
+            if count >= limits.STOCK_CSV_ROWS_MAX:
+                break
+            if position < len(record) and record[position].strip():
+                serials.append(record[position].strip().upper()[: limits.SERIAL_NUMBER_LENGTH_MAX])
+    except csv.Error:
+        pass  # parse() reports the row
     return serials
