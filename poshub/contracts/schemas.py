@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from poshub.contracts.models import AmendmentKind, SettlementCycle
 from poshub.core import limits
+from poshub.core.text import PersonName, PlainTextInput
 
 
-class ContractIn(BaseModel):
+class ContractIn(PlainTextInput):
     """Generate the first contract of an approved merchant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,7 +29,7 @@ class ContractIn(BaseModel):
     language: Literal["zh", "en"] = "zh"
 
 
-class SettlementAccountIn(BaseModel):
+class SettlementAccountIn(PlainTextInput):
     model_config = ConfigDict(extra="forbid")
 
     bank_name: str = Field(min_length=2, max_length=limits.TEXT_FIELD_LENGTH_MAX)
@@ -45,7 +46,7 @@ class TerminalLineIn(BaseModel):
     count: int = Field(ge=1, le=limits.TERMINAL_LINE_COUNT_MAX)
 
 
-class AmendmentIn(BaseModel):
+class AmendmentIn(PlainTextInput):
     """A new version of a signed contract, effective from a date (never in the past)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,13 +65,13 @@ class AmendmentIn(BaseModel):
     language: Literal["zh", "en"] | None = None
 
 
-class SignIn(BaseModel):
+class SignIn(PlainTextInput):
     """The merchant's signature: their name, their consent, and the SHA-256 of the PDF
     they reviewed (the client computes it from the bytes it downloaded)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    signer_name: str = Field(min_length=1, max_length=limits.SIGNER_NAME_LENGTH_MAX)
+    signer_name: PersonName = Field(min_length=1, max_length=limits.SIGNER_NAME_LENGTH_MAX)
     agree: bool
     pdf_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
 

@@ -113,8 +113,21 @@ WORKING_DAY_SEARCH_DAYS_MAX: Final = 400
 """Bound on the day-by-day walk when adding working days (a year and a margin)."""
 
 # --- Staff authentication -------------------------------------------------
-LOGIN_FAILURES_BEFORE_LOCKOUT: Final = 10
-LOCKOUT_MINUTES: Final = 30
+LOGIN_FAILURES_PER_SOURCE_ACCOUNT_MAX: Final = 5
+"""Failed logins to one account from one address within the window; then that address
+may not log in to that account for ``LOGIN_THROTTLE_MINUTES`` (others still may)."""
+LOGIN_FAILURES_PER_SOURCE_MAX: Final = 30
+"""Failed logins from one address to any accounts within the window (a looser bound on
+one guesser trying many names); then the address pauses as above."""
+LOGIN_THROTTLE_WINDOW_MINUTES: Final = 15
+LOGIN_THROTTLE_MINUTES: Final = 15
+PASSWORD_HASHING_CONCURRENT_MAX: Final = 2
+"""argon2 computations at once per process: each takes ~0.1 s of a core and 64 MB, so a
+flood of logins must not take every worker thread and the memory."""
+PASSWORD_HASHING_WAITING_MAX: Final = 8
+"""Logins waiting for a hashing slot; more are answered 503 at once."""
+PASSWORD_HASHING_WAIT_SECONDS: Final = 2.0
+"""How long a login waits for a hashing slot before it is answered 503."""
 SESSION_IDLE_MINUTES: Final = 30
 SESSION_ABSOLUTE_HOURS: Final = 12
 PASSWORD_LENGTH_MIN: Final = 12
