@@ -175,6 +175,8 @@ STOCK_CSV_FIELD_CHARS_MAX: Final = 64
 is refused naming its row and column, before anything else is read from it."""
 STOCK_CSV_COLUMNS_MAX: Final = 16
 """Most cells one row of a stock file may have."""
+DEVICE_EXPORT_ROWS_MAX: Final = 100_000
+"""Most devices one inventory CSV export holds (a filter narrows a larger fleet)."""
 """One stock-in file; larger deliveries are split (the report must stay readable)."""
 SERIAL_NUMBER_LENGTH_MAX: Final = 32
 TMS_SIGNATURE_SKEW_SECONDS: Final = 300

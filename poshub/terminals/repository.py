@@ -56,6 +56,31 @@ def devices(
     return session.execute(query).scalars().all()
 
 
+def device_export_rows(
+    session: Session, *, status: str | None, model_code: str | None, limit: int
+) -> Sequence[tuple[str, str, str, str, str | None, str | None, dt.datetime]]:
+    """Serial, model, status, warehouse, firmware, TID and receipt date of each device."""
+    query = (
+        select(
+            Device.serial_number,
+            Device.model_code,
+            Device.status,
+            Device.warehouse,
+            Device.firmware_version,
+            Terminal.tid,
+            Device.received_at,
+        )
+        .outerjoin(Terminal, Device.terminal_id == Terminal.id)
+        .order_by(Device.serial_number)
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Device.status == status)
+    if model_code:
+        query = query.where(Device.model_code == model_code)
+    return [tuple(row) for row in session.execute(query).all()]  # type: ignore[misc]
+
+
 def device_counts(session: Session) -> dict[tuple[str, str], int]:
     """(model code, status) → number of devices."""
     rows = session.execute(

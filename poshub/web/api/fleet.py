@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import Response
 
-from poshub.core import limits
+from poshub.core import exports, limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, TooLarge, ValidationFailed
 from poshub.merchants import repository as merchant_repository
@@ -98,6 +99,41 @@ def list_devices(
         uow.session, status=status, model_code=model_code, limit=limit, offset=offset
     )
     return [DeviceOut.model_validate(d) for d in rows]
+
+
+DEVICE_EXPORT_HEADER = (
+    "serial_number",
+    "model_code",
+    "status",
+    "warehouse",
+    "firmware_version",
+    "tid",
+    "received_at",
+)
+
+
+@router.get("/inventory/devices.csv", response_class=Response)
+def export_devices(
+    uow: Read,
+    principal: Reader,
+    status: DeviceStatus | None = None,
+    model_code: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """The devices (of a status or model, if given) as a CSV for a spreadsheet. A cell a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) is prefixed
+    with a single quote (``poshub.core.exports``)."""
+    rows = repository.device_export_rows(
+        uow.session, status=status, model_code=model_code, limit=limits.DEVICE_EXPORT_ROWS_MAX
+    )
+    return Response(
+        exports.csv_bytes(DEVICE_EXPORT_HEADER, rows),
+        media_type=exports.CSV_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": 'attachment; filename="devices.csv"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.get("/inventory/summary")
