@@ -468,6 +468,7 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
     merchant = service.approve(
         session, deps, approved, reviewer, ApproveIn(note="材料齐全，核验通过。"), now=now()
     )
+    assert isinstance(merchant, Merchant), "the demo merchant's checks all pass"
     _seed_fleet(session, deps, merchant, reviewer)
 
     # 2. Draft: saved, documents not yet uploaded.
@@ -752,6 +753,7 @@ def _load_merchant(session: Session, deps: OnboardingDeps) -> Merchant:
     merchant = service.approve(
         session, deps, application, reviewer, ApproveIn(note="压力测试商户。"), now=utcnow()
     )
+    assert isinstance(merchant, Merchant), "the load-test merchant's checks all pass"
     ops = _principal(session, "ops")
     _sign_contract(session, deps, merchant, reviewer, ops)
     return merchant

@@ -21,7 +21,7 @@ from poshub.core.db import utcnow
 from poshub.core.roles import Role
 from poshub.demo import tiny_pdf, tiny_png
 from poshub.merchants import repository as merchant_repository
-from poshub.merchants.models import MerchantStatus
+from poshub.merchants.models import Merchant, MerchantStatus
 from poshub.onboarding import service as onboarding_service
 from poshub.onboarding.consent import PRIVACY_NOTICE_VERSION
 from poshub.onboarding.models import Application
@@ -264,6 +264,7 @@ def approved_merchant(client: TestClient, **overrides: Any) -> tuple[dict[str, A
         merchant = onboarding_service.approve(
             session, state.onboarding, application, reviewer, ApproveIn(note="All good."), now=now
         )
+        assert isinstance(merchant, Merchant), "checks needing a second approval failed"
         created["status"] = application.status
         mid = merchant.mid
         uow.commit()
@@ -509,3 +510,32 @@ PDF_PAGE = b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>"
 def plain_pdf() -> dict[int, bytes]:
     """The objects of a clean one-page PDF (catalog, pages, page), to add to or replace."""
     return {1: PDF_CATALOG, 2: PDF_PAGES, 3: PDF_PAGE}
+
+
+SECOND_OPERATOR = ("ops2", "Str0ng-Secret-2spo!")
+"""A second operations user for maker-checker steps (key export, countersigning)."""
+
+
+def add_second_operator(state: AppState) -> None:
+    """Create :data:`SECOND_OPERATOR` (not in the seeded staff, so most tests keep one)."""
+    from poshub.core.audit import Actor
+    from poshub.staff import service as staff_service
+
+    username, password = SECOND_OPERATOR
+    with state.db.unit_of_work() as uow:
+        staff_service.create_user(
+            uow.session,
+            username=username,
+            display_name="Ops Two",
+            password=password,
+            roles=[Role.OPERATIONS],
+            actor=Actor.system("tests"),
+        )
+        uow.commit()
+
+
+def login_second_operator(client: TestClient) -> dict[str, str]:
+    username, password = SECOND_OPERATOR
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}

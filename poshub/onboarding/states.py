@@ -12,6 +12,9 @@ class ApplicationStatus(StrEnum):
     SUBMITTED = "submitted"
     UNDER_REVIEW = "under_review"
     NEEDS_INFO = "needs_info"
+    PENDING_OVERRIDE = "pending_override"
+    """The reviewer approved over failed or pending checks a reviewer alone may not
+    override (``decisions.OVERRIDE_CHECKS``): a risk officer must approve or decline."""
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
@@ -27,8 +30,22 @@ class ApplicationStatus(StrEnum):
 
 
 OPEN_STATUSES = frozenset(
-    {ApplicationStatus.SUBMITTED, ApplicationStatus.UNDER_REVIEW, ApplicationStatus.NEEDS_INFO}
+    {
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.NEEDS_INFO,
+        ApplicationStatus.PENDING_OVERRIDE,
+    }
 )
+
+REVIEW_CLOCK_STATUSES = frozenset(
+    {
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.UNDER_REVIEW,
+        ApplicationStatus.PENDING_OVERRIDE,
+    }
+)
+"""The acquirer is working on the application: the review SLA clock runs."""
 
 TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     ApplicationStatus.DRAFT: frozenset({ApplicationStatus.SUBMITTED, ApplicationStatus.WITHDRAWN}),
@@ -38,10 +55,15 @@ TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     ApplicationStatus.UNDER_REVIEW: frozenset(
         {
             ApplicationStatus.NEEDS_INFO,
+            ApplicationStatus.PENDING_OVERRIDE,
             ApplicationStatus.APPROVED,
             ApplicationStatus.REJECTED,
             ApplicationStatus.WITHDRAWN,
         }
+    ),
+    # A risk officer approves (the merchant is created) or declines (back to the reviewer).
+    ApplicationStatus.PENDING_OVERRIDE: frozenset(
+        {ApplicationStatus.APPROVED, ApplicationStatus.UNDER_REVIEW}
     ),
     ApplicationStatus.NEEDS_INFO: frozenset(
         {ApplicationStatus.UNDER_REVIEW, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN}
@@ -50,6 +72,14 @@ TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     ApplicationStatus.REJECTED: frozenset(),
     ApplicationStatus.WITHDRAWN: frozenset(),
 }
+
+
+def applicant_status(status: str) -> str:
+    """The status the applicant sees: a pending override is still "under review" to them
+    (that a check failed and a second person is looking is the acquirer's business)."""
+    if status == ApplicationStatus.PENDING_OVERRIDE:
+        return str(ApplicationStatus.UNDER_REVIEW)
+    return status
 
 
 def allowed_next(current: ApplicationStatus) -> frozenset[ApplicationStatus]:

@@ -7,6 +7,9 @@ from poshub.core.roles import STAFF_ROLES, Role
 ANY_STAFF = tuple(sorted(STAFF_ROLES))
 REVIEW_READ = (Role.REVIEWER, Role.RISK_OFFICER, Role.AUDITOR)
 REVIEW_WRITE = (Role.REVIEWER,)
+REVIEW_OVERRIDE = (Role.RISK_OFFICER,)
+"""The second approval of an approval over failed or pending checks (maker-checker):
+risk officers only, and never the reviewer who asked for it (the service checks that)."""
 BLACKLIST_READ = (Role.RISK_OFFICER, Role.REVIEWER, Role.AUDITOR)
 BLACKLIST_WRITE = (Role.RISK_OFFICER,)
 AUDIT_READ = (Role.AUDITOR, Role.ADMIN)
@@ -18,6 +21,9 @@ MERCHANT_READ = (
     Role.AUDITOR,
     Role.ADMIN,
 )
+MERCHANT_CLOSE = (Role.OPERATIONS, Role.RISK_OFFICER)
+"""End a merchant relationship: operations (the contract ended) or a risk officer
+(termination for risk). Not admin, who manages accounts, not business relationships."""
 CONTRACT_READ = (
     Role.REVIEWER,
     Role.OPERATIONS,

@@ -21,6 +21,7 @@ from poshub.bootstrap import AppState
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
+from poshub.demo import tiny_png
 from poshub.models import metadata
 from poshub.onboarding.decisions import CHECK_DETAILS
 from poshub.onboarding.rules import MESSAGES
@@ -28,8 +29,6 @@ from poshub.web.errors import PYDANTIC_MESSAGES
 from tests.factories import (
     DROP,
     EXECUTABLE_AS_PDF,
-    PDF,
-    PNG,
     bearer,
     card_number,
     create,
@@ -37,6 +36,8 @@ from tests.factories import (
     credit_code,
     login,
     payload,
+    pdf_file,
+    plain_pdf,
     resident_id,
     run_worker,
     upload_required,
@@ -408,9 +409,12 @@ UPLOAD_CASES: list[tuple[str, bytes, str, str]] = [
     ("licence.png", b"GIF89a" + b"\x00" * 32, "file.type", "Only JPG, PNG and PDF files"),
     (
         "licence.pdf",
-        PDF + b"/JavaScript (app.alert(1))",
+        pdf_file(
+            {1: b"<</Type/Catalog/Pages 2 0 R/OpenAction<</S/JavaScript/JS(app.alert(1))>>>>"}
+            | {k: v for k, v in plain_pdf().items() if k != 1}
+        ),
         "file.pdf_active_content",
-        "The PDF contains scripts",
+        "The PDF carries scripts",
     ),
 ]
 
@@ -435,7 +439,7 @@ def test_upload_refuses_what_is_not_a_document(
 def test_upload_over_the_size_limit(client: TestClient, state: AppState) -> None:
     created = create(client)
     rows, files = row_counts(state), stored_files(state)
-    too_big = b"%PDF-1.4\n" + b"0" * limits.DOCUMENT_SIZE_BYTES_MAX
+    too_big = pdf_file(plain_pdf(), padding=limits.DOCUMENT_SIZE_BYTES_MAX)
     response = _upload(client, created, "business_licence", "big.pdf", too_big, "application/pdf")
     # The size is refused while reading the upload, before any field is looked at: 413.
     assert response.status_code == 413, response.text[:300]
@@ -444,7 +448,10 @@ def test_upload_over_the_size_limit(client: TestClient, state: AppState) -> None
     assert row_counts(state) == rows
     assert stored_files(state) == files
     # Exactly at the limit is accepted.
-    at_limit = too_big[: limits.DOCUMENT_SIZE_BYTES_MAX]
+    at_limit = pdf_file(
+        plain_pdf(), padding=limits.DOCUMENT_SIZE_BYTES_MAX - len(pdf_file(plain_pdf()))
+    )
+    assert len(at_limit) == limits.DOCUMENT_SIZE_BYTES_MAX
     response = _upload(client, created, "business_licence", "max.pdf", at_limit, "application/pdf")
     assert response.status_code == 201, response.text[:300]
 
@@ -465,7 +472,7 @@ def test_upload_names_every_bad_field(client: TestClient, state: AppState) -> No
 def test_upload_after_submission_stores_no_file(client: TestClient, state: AppState) -> None:
     created = create_and_submit(client)
     rows, files = row_counts(state), stored_files(state)
-    response = _upload(client, created, "premises_proof", "new.png", PNG + b"new", "image/png")
+    response = _upload(client, created, "premises_proof", "new.png", tiny_png("new"), "image/png")
     assert response.status_code == 409
     assert response.json()["error"] == "not_editable"
     assert row_counts(state) == rows
@@ -577,10 +584,12 @@ def test_approving_over_open_checks_needs_a_note(
         headers=csrf,
         json={"note": "Called the bank: the card and mobile belong to the owner."},
     )
-    assert response.status_code == 200, response.text
+    # These checks need a risk officer's second approval (tests/onboarding/test_review_overrides.py).
+    assert response.status_code == 202, response.text
+    assert response.json()["reason"].startswith("Called the bank")
     detail = _review(client, app_id, headers=csrf).json()
-    assert detail["status"] == "approved"
-    assert detail["decision_note"].startswith("Called the bank")
+    assert detail["status"] == "pending_override"
+    assert detail["override"]["checks"] == [open_check]
 
 
 # --- Out-of-order steps ---------------------------------------------------------------------

@@ -11,30 +11,34 @@ from poshub.core import limits
 from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, NotFound
 from poshub.core.i18n import Translator
+from poshub.merchants.models import Merchant
 from poshub.merchants.schemas import MerchantOut
 from poshub.onboarding import repository, service
 from poshub.onboarding.decisions import REJECTION_REASONS
 from poshub.onboarding.schemas import (
     ApproveIn,
     EventOut,
-    MessageIn,
     NoteIn,
+    OverrideDecisionIn,
+    OverrideOut,
     QueueItemOut,
     RejectIn,
+    RequestInfoIn,
     ReviewApplicationOut,
     StaffEditIn,
 )
 from poshub.onboarding.states import OPEN_STATUSES, ApplicationStatus
 from poshub.staff.service import Principal
-from poshub.web.api.applications import download_headers
+from poshub.web.api.applications import download_headers, stored_bytes
 from poshub.web.deps import app_state, read_uow, staff, translator, write_uow
-from poshub.web.roles import REVIEW_READ, REVIEW_WRITE
-from poshub.web.views import queue_view, review_view
+from poshub.web.roles import REVIEW_OVERRIDE, REVIEW_READ, REVIEW_WRITE
+from poshub.web.views import override_view, queue_view, review_view
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
 
 Reader = Annotated[Principal, Depends(staff(*REVIEW_READ))]
 Reviewer = Annotated[Principal, Depends(staff(*REVIEW_WRITE))]
+RiskOfficer = Annotated[Principal, Depends(staff(*REVIEW_OVERRIDE))]
 Write = Annotated[UnitOfWork, Depends(write_uow)]
 Read = Annotated[UnitOfWork, Depends(read_uow)]
 T = Annotated[Translator, Depends(translator)]
@@ -70,8 +74,10 @@ def document(
     row = repository.document(uow.session, application_id, document_id)
     if row is None:
         raise NotFound(N_("No such document."), code="document_not_found")
-    data = app_state(request).onboarding.store.get(row.sha256)
-    return Response(data, media_type=row.content_type, headers=download_headers(row.file_name))
+    data = stored_bytes(request, row.sha256)
+    return Response(
+        data, media_type=row.content_type, headers=download_headers(row.file_name, row.content_type)
+    )
 
 
 @router.post("/applications/{application_id}/claim")
@@ -101,8 +107,14 @@ def add_note(application_id: str, body: NoteIn, uow: Write, principal: Reviewer)
 
 @router.post("/applications/{application_id}/request-info")
 def request_info(
-    application_id: str, body: MessageIn, request: Request, uow: Write, principal: Reviewer, t: T
+    application_id: str,
+    body: RequestInfoIn,
+    request: Request,
+    uow: Write,
+    principal: Reviewer,
+    t: T,
 ) -> ReviewApplicationOut:
+    """Ask the applicant for more: ``message`` is shown to them, ``note`` stays internal."""
     application = service.get_for_review(uow.session, application_id, for_update=True)
     service.request_info(
         uow.session,
@@ -110,6 +122,7 @@ def request_info(
         application,
         principal,
         body.message,
+        note=body.note,
         now=utcnow(),
     )
     view = review_view(uow.session, application, t)
@@ -145,16 +158,35 @@ def recheck(
     return view
 
 
-@router.post("/applications/{application_id}/approve")
+@router.post(
+    "/applications/{application_id}/approve",
+    responses={202: {"model": OverrideOut, "description": "Waiting for a risk officer"}},
+)
 def approve(
-    application_id: str, body: ApproveIn, request: Request, uow: Write, principal: Reviewer
-) -> MerchantOut:
-    """Approve: creates the merchant with its MID."""
+    application_id: str,
+    body: ApproveIn,
+    request: Request,
+    response: Response,
+    uow: Write,
+    principal: Reviewer,
+) -> MerchantOut | OverrideOut:
+    """Approve: creates the merchant with its MID (200). Over a failed or pending
+    blacklist, duplicate, real-name or four-element check it records an override request
+    for a risk officer instead (202); ``note`` is internal, ``message`` goes to the applicant."""
     application = service.get_for_review(uow.session, application_id, for_update=True)
-    merchant = service.approve(
+    outcome = service.approve(
         uow.session, app_state(request).onboarding, application, principal, body, now=utcnow()
     )
+    if not isinstance(outcome, Merchant):
+        view = override_view(uow.session, outcome)
+        uow.commit()
+        response.status_code = 202
+        return view
     uow.commit()
+    return _merchant_out(outcome)
+
+
+def _merchant_out(merchant: Merchant) -> MerchantOut:
     return MerchantOut(
         id=merchant.id,
         mid=merchant.mid,
@@ -177,6 +209,48 @@ def reject(
     service.reject(
         uow.session, app_state(request).onboarding, application, principal, body, now=utcnow()
     )
+    view = review_view(uow.session, application, t)
+    uow.commit()
+    return view
+
+
+@router.get("/overrides")
+def overrides(
+    uow: Read,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)] = limits.PAGE_SIZE_DEFAULT,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[OverrideOut]:
+    """Approvals over failed or pending checks waiting for a risk officer, oldest first."""
+    rows = repository.pending_overrides(uow.session, limit, offset)
+    return [override_view(uow.session, row) for row in rows]
+
+
+@router.post("/overrides/{override_id}/approve")
+def approve_override(
+    override_id: int,
+    body: OverrideDecisionIn,
+    request: Request,
+    uow: Write,
+    principal: RiskOfficer,
+) -> MerchantOut:
+    """Second approval by a risk officer (not the reviewer who asked, nor an editor):
+    creates the merchant."""
+    row, application = service.get_override(uow.session, override_id, for_update=True)
+    merchant = service.approve_override(
+        uow.session, app_state(request).onboarding, row, application, principal, body, now=utcnow()
+    )
+    uow.commit()
+    return _merchant_out(merchant)
+
+
+@router.post("/overrides/{override_id}/decline")
+def decline_override(
+    override_id: int, body: OverrideDecisionIn, uow: Write, principal: RiskOfficer, t: T
+) -> ReviewApplicationOut:
+    """A risk officer declines the override: the application goes back to its reviewer."""
+    row, application = service.get_override(uow.session, override_id, for_update=True)
+    service.decline_override(uow.session, row, application, principal, body, now=utcnow())
     view = review_view(uow.session, application, t)
     uow.commit()
     return view
