@@ -74,3 +74,24 @@ class ValidationFailed(PosHubError):
 class TooLarge(PosHubError):
     status_code = 413
     code = "too_large"
+
+
+class TooManyRequests(PosHubError):
+    """A named rate limit (poshub/core/limits.py) is reached (429). The message names what
+    was limited; ``retry_after_seconds`` becomes the ``Retry-After`` header."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, code: str, retry_after_seconds: int | None = None, **params: str
+    ) -> None:
+        super().__init__(message, code=code, **params)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Unavailable(PosHubError):
+    """A service PosHub depends on (e.g. the SMS gateway) did not answer; try again (503)."""
+
+    status_code = 503
+    code = "unavailable"

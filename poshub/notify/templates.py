@@ -9,6 +9,10 @@ TEMPLATES: dict[str, str] = {
         "PosHub: your application {tracking_number} is saved as a draft. "
         "Upload your documents and submit it: {url}"
     ),
+    "mobile_confirmed": N_(
+        "PosHub: this number now receives the news of application {tracking_number}. "
+        "Follow it here: {url}"
+    ),
     "application_submitted": N_(
         "PosHub: we received application {tracking_number}. Review normally takes up to "
         "{target_days} working days (by {target_date})."

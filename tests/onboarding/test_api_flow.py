@@ -6,9 +6,10 @@ from fastapi.testclient import TestClient
 
 from poshub.bootstrap import AppState
 from poshub.core.ids import is_valid_mid
+from poshub.demo import tiny_png
 from poshub.notify.adapters import MemoryNotifier
 from poshub.runtime import run_jobs_once
-from tests.factories import PNG, bearer, create, login, run_worker, upload_required
+from tests.factories import bearer, create, login, run_worker, upload_required
 
 
 def test_create_upload_submit_needs_info_answer_approve(
@@ -77,7 +78,7 @@ def test_create_upload_submit_needs_info_answer_approve(
         f"/api/v1/applications/{app_id}/documents",
         headers=bearer(token),
         data={"kind": "business_licence"},
-        files={"file": ("licence-new.png", PNG + b"2", "image/png")},
+        files={"file": ("licence-new.png", tiny_png("licence-new"), "image/png")},
     )
     assert response.status_code == 201
     response = client.post(
@@ -107,4 +108,9 @@ def test_create_upload_submit_needs_info_answer_approve(
     texts = [text for _, _, text in notifier.sent]
     assert any(created["tracking_number"] in t and merchant["mid"] in t for t in texts)
     assert any("clearer photo" in t for t in texts)
-    assert len(texts) == 5  # created, submitted, review started, info requested, approved
+    # The one-time code (sent directly, never through the outbox) came first; then created
+    # (with the tracking link, once the number was proved), submitted, review started,
+    # info requested, approved.
+    assert len(texts) == 6
+    assert "verification code" in texts[0]
+    assert created["tracking_number"] in texts[1]

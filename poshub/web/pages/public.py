@@ -346,7 +346,7 @@ def track(
             raise
         # The cookie opens another application (or none): ask for this one's code.
         number = tracking_number.strip().upper()[:30]
-        return _login_page(request, number, t(OTHER_APPLICATION, tracking_number=number))
+        return _login_page(request, number, t(OTHER_APPLICATION, tracking_number=number), 404)
     return _tracking_page(request, uow, application, t)
 
 
