@@ -58,9 +58,11 @@ from cryptography.utils import CryptographyDeprecationWarning
 from psec import tr31 as _tr31
 
 __all__ = [
+    "KCV_TRANSPORT_LENGTH",
     "KNOWN_TEST_KEYS",
     "TMK_LENGTH_BYTES",
     "KeyBlockError",
+    "combine_components",
     "decrypt_ecb",
     "ecb_cipher",
     "encrypt_ecb",
@@ -69,8 +71,11 @@ __all__ = [
     "is_known_test_key",
     "kcv",
     "parse_key_hex",
+    "transport_key_weakness",
     "unwrap_tmk",
+    "unwrap_transport_key",
     "wrap_tmk",
+    "wrap_transport_key",
 ]
 
 TMK_LENGTH_BYTES: Final = 16
@@ -280,6 +285,75 @@ def parse_key_hex(text: str) -> bytes:
     if _halves_equal(key):
         raise ValueError("the two halves of the key are equal (K1 = K2 is single DES)")
     return key
+
+
+# ---------------------------------------------------------------------------------------
+# Transport keys (TK / ZMK) under dual control
+
+KCV_TRANSPORT_LENGTH: Final = 6
+"""A transport key is named by the first 6 hex digits of its KCV, as key ceremonies do."""
+
+# Single-length keys published in the spec's test vectors (§12 V1 and V3 MAKs): a
+# transport key half equal to one of these, or to a half of a KNOWN_TEST_KEYS entry, is
+# as public as the whole key.
+_PUBLISHED_HALVES: Final = frozenset(
+    _strip_parity(half)
+    for half in (
+        bytes.fromhex("C24A8FB57AA20123"),
+        bytes.fromhex("1F2E3D4C5B6A7988"),
+        *(key[start : start + 8] for key in KNOWN_TEST_KEYS for start in (0, 8)),
+    )
+)
+_WEAK_DES_KEYS_NO_PARITY: Final = frozenset(_strip_parity(key) for key in _WEAK_DES_KEYS)
+_TRANSPORT_DISTINCT_BYTES_MIN: Final = 8
+"""16 random bytes (parity bits cleared: 128 values) have about 15 distinct values; fewer
+than 8 happens by chance with probability below 2**-40. Fewer means a typed pattern."""
+
+
+def transport_key_weakness(key: bytes) -> str | None:
+    """Why a double-length key (or key component) must not become a transport key, or
+    ``None``. Applies in every mode: a transport key protects exported terminal keys, so
+    a published or patterned one would hand them out. Parity bits are ignored throughout
+    (DES does not use them). The reason names the pattern, never the key."""
+    if len(key) != TMK_LENGTH_BYTES:
+        return "it is not a double-length key (16 bytes)"
+    bare = _strip_parity(key)
+    first, second = bare[:8], bare[8:]
+    if len(set(bare)) == 1:
+        return "every byte is the same"
+    if is_known_test_key(key):
+        return "it is a published test key"
+    if first in _PUBLISHED_HALVES or second in _PUBLISHED_HALVES:
+        return "a half of it is a published test key"
+    if first == second:
+        return "its two halves are equal (single DES)"
+    for block in (1, 2, 4):
+        if first == first[:block] * (8 // block) or second == second[:block] * (8 // block):
+            return "a half of it repeats one short block"
+    if first in _WEAK_DES_KEYS_NO_PARITY or second in _WEAK_DES_KEYS_NO_PARITY:
+        return "a half of it is a DES weak or semi-weak key"
+    if len(set(bare)) < _TRANSPORT_DISTINCT_BYTES_MIN:
+        return "it has too few distinct bytes to be random"
+    return None
+
+
+def combine_components(first: bytes, second: bytes) -> bytes:
+    """The key two custodians' components make: their XOR, with DES odd parity set on
+    every byte (two odd-parity components XOR to even parity)."""
+    if len(first) != TMK_LENGTH_BYTES or len(second) != TMK_LENGTH_BYTES:
+        raise ValueError("key components must be 16 bytes each")
+    return _with_odd_parity(bytes(a ^ b for a, b in zip(first, second, strict=True)))
+
+
+def wrap_transport_key(kbpk: bytes, transport_key: bytes) -> str:
+    """A registered transport key, stored as a TR-31 key block under the KBPK with the
+    same attributes as a TMK (``K0``: a key-encryption key, TDES, wrap and unwrap)."""
+    return wrap_tmk(kbpk, transport_key)
+
+
+def unwrap_transport_key(kbpk: bytes, block: str) -> bytes:
+    """Inverse of :func:`wrap_transport_key`; keep the result in memory only."""
+    return unwrap_tmk(kbpk, block)
 
 
 # ---------------------------------------------------------------------------------------

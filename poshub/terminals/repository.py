@@ -11,10 +11,13 @@ from sqlalchemy.orm import Session
 from poshub.terminals.models import (
     Device,
     DeviceCredential,
+    KeyExportRequest,
     Terminal,
     TerminalKey,
     TmsAuthFailureCount,
     TmsParameterSet,
+    TransportKey,
+    TransportKeyStatus,
 )
 
 
@@ -207,25 +210,27 @@ def parameter_history(
     )
 
 
-def count_auth_failure(session: Session, reason: str, *, now: dt.datetime) -> None:
-    """Add one refused TMS request under ``reason`` (upsert without a race: the row is
-    created once per reason, then only incremented)."""
+def count_auth_failure(session: Session, reason: str, count: int, *, now: dt.datetime) -> None:
+    """Add ``count`` refused TMS requests under ``reason`` (upsert without a race: the row
+    is created once per reason, then only incremented)."""
     updated = session.execute(
         update(TmsAuthFailureCount)
         .where(TmsAuthFailureCount.reason == reason)
-        .values(failures=TmsAuthFailureCount.failures + 1, last_failure_at=now)
+        .values(failures=TmsAuthFailureCount.failures + count, last_failure_at=now)
     )
     if updated.rowcount == 0:  # type: ignore[attr-defined]
         session.execute(
-            insert(TmsAuthFailureCount).values(reason=reason, failures=1, last_failure_at=now)
+            insert(TmsAuthFailureCount).values(reason=reason, failures=count, last_failure_at=now)
         )
 
 
-def count_device_auth_failure(session: Session, device_id: int, *, now: dt.datetime) -> None:
+def count_device_auth_failure(
+    session: Session, device_id: int, count: int, *, now: dt.datetime
+) -> None:
     session.execute(
         update(Device)
         .where(Device.id == device_id)
-        .values(tms_auth_failures=Device.tms_auth_failures + 1, last_auth_failure_at=now)
+        .values(tms_auth_failures=Device.tms_auth_failures + count, last_auth_failure_at=now)
     )
 
 
@@ -234,3 +239,57 @@ def auth_failure_counts(session: Session) -> dict[str, int]:
         row.reason: row.failures
         for row in session.execute(select(TmsAuthFailureCount)).scalars().all()
     }
+
+
+# --- Key custody (poshub.terminals.custody) ---------------------------------------------
+
+
+def transport_key(
+    session: Session, key_id: int, *, for_update: bool = False
+) -> TransportKey | None:
+    query = select(TransportKey).where(TransportKey.id == key_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def transport_key_by_kcv(session: Session, kcv: str) -> TransportKey | None:
+    return session.execute(select(TransportKey).where(TransportKey.kcv == kcv)).scalar_one_or_none()
+
+
+def transport_keys(session: Session, *, limit: int) -> Sequence[TransportKey]:
+    return (
+        session.execute(select(TransportKey).order_by(TransportKey.id.desc()).limit(limit))
+        .scalars()
+        .all()
+    )
+
+
+def active_transport_keys(session: Session) -> Sequence[TransportKey]:
+    return (
+        session.execute(
+            select(TransportKey)
+            .where(TransportKey.status == TransportKeyStatus.ACTIVE)
+            .order_by(TransportKey.kcv)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def key_export_request(
+    session: Session, request_id: int, *, for_update: bool = False
+) -> KeyExportRequest | None:
+    query = select(KeyExportRequest).where(KeyExportRequest.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def key_export_requests(
+    session: Session, *, status: str | None, limit: int
+) -> Sequence[KeyExportRequest]:
+    query = select(KeyExportRequest)
+    if status:
+        query = query.where(KeyExportRequest.status == status)
+    return session.execute(query.order_by(KeyExportRequest.id.desc()).limit(limit)).scalars().all()

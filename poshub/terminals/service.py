@@ -340,62 +340,7 @@ def merchant_terminals(session: Session, merchant_id: int) -> list[TerminalSumma
     return summaries
 
 
-# --- Key export -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyExport:
-    tid: str
-    serial_number: str
-    kcv: str
-    key_block: str
-    """TR-31 key block under the transport key; the clear key never leaves the host."""
-
-
-def export_key(
-    session: Session,
-    vault: KeyVault,
-    terminal: Terminal,
-    transport_key_hex: str,
-    *,
-    actor: Actor,
-) -> KeyExport:
-    """The terminal's master key under a transport key, for a key-injection device."""
-    try:
-        transport_key = hsm.parse_key_hex(transport_key_hex)
-    except ValueError as error:
-        raise ValidationFailed(
-            [
-                FieldError(
-                    "transport_key",
-                    "transport_key.invalid",
-                    N_(
-                        "The transport key is 32 hexadecimal characters, a double-length key "
-                        "whose two halves differ."
-                    ),
-                )
-            ]
-        ) from error
-    key = repository.current_key(session, terminal.id)
-    device = repository.device_of(session, terminal.id)
-    if key is None or device is None:
-        raise Conflict(
-            N_("Terminal {tid} has no device and key to export; allocate or swap a device first."),
-            code="no_key",
-            tid=terminal.tid,
-        )
-    block = hsm.export_for_injection(vault.key_block_key, key.key_block, transport_key)
-    del transport_key
-    key.export_count += 1
-    audit.record(
-        session,
-        actor,
-        "terminal.key_exported",
-        "terminal",
-        terminal.tid,
-        {"kcv": key.kcv, "serial": device.serial_number, "export": key.export_count},
-    )
-    return KeyExport(terminal.tid, device.serial_number, key.kcv, block)
+# --- Key check (export: poshub.terminals.custody) -----------------------------------
 
 
 def key_check_value(session: Session, vault: KeyVault, terminal: Terminal) -> str | None:

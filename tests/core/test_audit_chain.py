@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,7 @@ from poshub.bootstrap import AppState
 from poshub.cli import main
 from poshub.core import anchors, audit, migrate
 from poshub.core.audit import Actor, ActorKind
-from poshub.core.db import Database, make_engine
+from poshub.core.db import Database, make_engine, utcnow
 from tests.conftest import TEST_KEK
 from tests.factories import login
 
@@ -319,9 +320,10 @@ def test_migration_keeps_existing_rows_as_a_verified_legacy_prefix(tmp_path: Pat
     prev = audit.GENESIS_HASH
     with engine.begin() as connection:
         for seq in (1, 2):
-            values = {
+            at = utcnow()
+            values: dict[str, Any] = {
                 "seq": seq,
-                "at": audit.utcnow(),
+                "at": at,
                 "actor_kind": "system",
                 "actor_id": "old",
                 "action": "thing.done",
@@ -337,7 +339,7 @@ def test_migration_keeps_existing_rows_as_a_verified_legacy_prefix(tmp_path: Pat
                     " entity_id, details, prev_hash, hash) VALUES (:seq, :at, :actor_kind,"
                     " :actor_id, :action, :entity_type, :entity_id, '{}', :prev_hash, :hash)"
                 ),
-                {**values, "at": values["at"].replace(tzinfo=None), "hash": prev},
+                {**values, "at": at.replace(tzinfo=None), "hash": prev},
             )
         connection.execute(
             text("INSERT INTO audit_chain_head (id, last_seq, last_hash) VALUES (1, 2, :h)"),

@@ -12,13 +12,12 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from poshub.bootstrap import AppState
-from poshub.core.audit import Actor
-from poshub.core.roles import Role
-from poshub.staff import service as staff_service
 from tests.factories import (
+    add_second_operator,
     bearer,
     contracted_merchant,
     login,
+    login_second_operator,
     sign_as_applicant,
     stock_in,
 )
@@ -52,22 +51,6 @@ def _today(client: TestClient, mid: str) -> str:
     ).json()
     effective: str = contracts[0]["effective_from"]
     return effective
-
-
-OPS2_PASSWORD = "Str0ng-Secret-2spo!"
-
-
-def _second_operations_user(state: AppState) -> None:
-    with state.db.unit_of_work() as uow:
-        staff_service.create_user(
-            uow.session,
-            username="ops2",
-            display_name="Ops Two",
-            password=OPS2_PASSWORD,
-            roles=[Role.OPERATIONS],
-            actor=Actor.system("tests"),
-        )
-        uow.commit()
 
 
 def _audit_actions(client: TestClient, entity_id: str) -> list[str]:
@@ -156,13 +139,10 @@ def test_a_signed_supplementary_agreement_raises_the_count_and_adds_a_model(
     assert response.status_code == 403
     assert response.json()["error"] == "maker_checker"
     assert _allocate(client, mid, "SN-T60-0001").status_code == 409
-    _second_operations_user(state)
-    csrf = client.post(
-        "/api/v1/auth/login", json={"username": "ops2", "password": OPS2_PASSWORD}
-    ).json()["csrf_token"]
+    add_second_operator(state)
     response = client.post(
         f"/api/v1/merchants/{mid}/contracts/{body['id']}/countersign",
-        headers={"X-CSRF-Token": csrf},
+        headers=login_second_operator(client),
     )
     assert response.status_code == 200, response.text
 

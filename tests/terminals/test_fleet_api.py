@@ -7,17 +7,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from psec import tr31
 from sqlalchemy import func, select
 
 from poshub.bootstrap import AppState
-from poshub.core import audit
 from poshub.core.settings import Mode, Settings
 from poshub.terminals import hsm, repository, service
 from poshub.terminals.models import Device, DeviceCredential, TerminalKey
 from tests.factories import contracted_merchant, login, stock_in
 
-TRANSPORT_KEY = "2315208C9110AD402315208C9110AD40"[:16] + "0123456789ABCDEF"
 HEADER = "serial_number,model_code,warehouse,firmware_version\n"
 
 
@@ -153,40 +150,6 @@ def test_allocation_gives_a_tid_a_wrapped_key_and_a_credential(
         assert clear not in data
         assert first["kcv"].encode() in data  # the scan looks in the right place
     del credential
-
-
-def test_key_export_is_for_operations_only_and_audited(client: TestClient, state: AppState) -> None:
-    _, mid = contracted_merchant(client)
-    stock_in(client, ["SN-EXP-0001"])
-    allocated = _allocate(client, mid, "SN-EXP-0001")
-    url = f"/api/v1/terminals/{allocated['tid']}/key-export"
-    for role in ("reviewer", "tech", "support", "auditor", "admin"):
-        response = client.post(
-            url, headers=login(client, role), json={"transport_key": TRANSPORT_KEY}
-        )
-        assert response.status_code == 403, role
-    response = client.post(url, headers=login(client, "ops"), json={"transport_key": "ABCD" * 4})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "transport_key"
-    assert "ABCD" not in response.text
-    response = client.post(url, headers=login(client, "ops"), json={"transport_key": "11" * 16})
-    assert response.status_code == 422  # K1 == K2
-
-    response = client.post(url, headers=login(client, "ops"), json={"transport_key": TRANSPORT_KEY})
-    assert response.status_code == 200, response.text
-    exported = response.json()
-    assert exported["kcv"] == allocated["kcv"]
-    _, key = tr31.unwrap(bytes.fromhex(TRANSPORT_KEY), exported["key_block"])
-    assert hsm.kcv(key) == allocated["kcv"]
-    with state.db.unit_of_work(read_only=True) as uow:
-        details = [
-            e.details
-            for e in audit.recent(uow.session, entity_id=allocated["tid"], limit=20)
-            if e.action == "terminal.key_exported"
-        ]
-    assert details
-    assert details[0]["kcv"] == allocated["kcv"]
-    assert key.hex().upper() not in str(details[0]).upper()
 
 
 def test_swap_keeps_the_tid_and_renews_keys_and_credential(

@@ -1,8 +1,10 @@
 """Terminal fleet API for operations: stock-in, inventory, allocation to a merchant
-(TID, master key, device credential), key export for injection, swap and inspection."""
+(TID, master key, device credential), key custody (transport keys under dual control,
+key export under maker-checker), swap and inspection."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
@@ -13,19 +15,30 @@ from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, FieldError, NotFound, TooLarge, ValidationFailed
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.service import get_merchant
+from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
-from poshub.terminals import repository, service
-from poshub.terminals.models import DeviceStatus, Terminal
+from poshub.terminals import custody, repository, service
+from poshub.terminals.models import (
+    DeviceStatus,
+    KeyExportRequest,
+    KeyExportStatus,
+    Terminal,
+    TransportKey,
+)
 from poshub.terminals.schemas import (
     AllocateIn,
     DeviceOut,
     InspectionIn,
-    KeyExportIn,
     KeyExportOut,
+    KeyExportRequestIn,
+    KeyExportRequestOut,
     ProvisionedOut,
     StockInOut,
     SwapIn,
     TerminalSummaryOut,
+    TransportKeyComponentIn,
+    TransportKeyOut,
+    TransportKeyStartIn,
 )
 from poshub.web.deps import app_state, read_uow, staff, write_uow
 from poshub.web.roles import FLEET_READ, FLEET_WRITE, MERCHANT_READ
@@ -201,21 +214,141 @@ def merchant_terminals(mid: str, uow: Read, principal: MerchantReader) -> list[T
     ]
 
 
-@router.post("/terminals/{tid}/key-export")
-def export_key(
-    tid: str, data: KeyExportIn, request: Request, uow: Write, principal: Operations
-) -> KeyExportOut:
-    """The master key as a TR-31 key block under the key-injection device's transport
-    key. Operations only; every export is audited with the check value."""
+# --- Key custody: transport keys under dual control, exports under maker-checker -----------
+
+
+def _transport_key_out(uow: UnitOfWork, key: TransportKey) -> TransportKeyOut:
+    ids = {key.first_custodian_id} | ({key.second_custodian_id} - {None})
+    names = staff_repository.names_by_id(uow.session, {i for i in ids if i is not None})
+    return TransportKeyOut(
+        id=key.id,
+        label=key.label,
+        status=key.status,
+        kcv=key.kcv,
+        first_component_kcv=key.first_component_kcv,
+        second_component_kcv=key.second_component_kcv,
+        first_custodian=names.get(key.first_custodian_id, ""),
+        second_custodian=names.get(key.second_custodian_id) if key.second_custodian_id else None,
+        created_at=key.created_at,
+        registered_at=key.registered_at,
+    )
+
+
+def _export_request_out(uow: UnitOfWork, request: KeyExportRequest) -> KeyExportRequestOut:
+    terminal = repository.terminal(uow.session, request.terminal_id)
+    transport = repository.transport_key(uow.session, request.transport_key_id)
+    assert terminal is not None
+    assert transport is not None
+    ids = {request.requested_by_id} | ({request.approved_by_id} - {None})
+    names = staff_repository.names_by_id(uow.session, {i for i in ids if i is not None})
+    return KeyExportRequestOut(
+        id=request.id,
+        tid=terminal.tid,
+        status=request.status,
+        transport_key_kcv=transport.kcv or "",
+        requested_by=names.get(request.requested_by_id, ""),
+        requested_at=request.requested_at,
+        approved_by=names.get(request.approved_by_id) if request.approved_by_id else None,
+        approved_at=request.approved_at,
+        collected_at=request.collected_at,
+        expires_at=request.requested_at + dt.timedelta(hours=limits.KEY_EXPORT_REQUEST_VALID_HOURS),
+    )
+
+
+@router.get("/transport-keys", summary="Transport keys and open key ceremonies")
+def list_transport_keys(uow: Read, principal: Reader) -> list[TransportKeyOut]:
+    """Registered transport keys by check value, and ceremonies waiting for a second
+    component. No key or component is ever shown, only check values."""
+    rows = repository.transport_keys(uow.session, limit=limits.PAGE_SIZE_MAX)
+    return [_transport_key_out(uow, key) for key in rows]
+
+
+@router.post("/transport-keys", status_code=201, summary="Start a transport key ceremony")
+def start_transport_key(
+    data: TransportKeyStartIn, request: Request, uow: Write, principal: Operations
+) -> TransportKeyOut:
+    """The first custodian enters a component; a different operator completes the key."""
+    key = custody.start_transport_key(
+        uow.session,
+        app_state(request).vault,
+        principal,
+        label=data.label,
+        component_hex=data.component,
+        now=utcnow(),
+    )
+    uow.commit()
+    return _transport_key_out(uow, key)
+
+
+@router.post("/transport-keys/{key_id}/components", summary="Enter the second component")
+def complete_transport_key(
+    key_id: int, data: TransportKeyComponentIn, request: Request, uow: Write, principal: Operations
+) -> TransportKeyOut:
+    """The second custodian (never the first) enters a component: the combined key is
+    registered under its check value, or refused (published or weak) and the ceremony
+    cancelled."""
+    result = custody.complete_transport_key(
+        uow.session,
+        app_state(request).vault,
+        principal,
+        key_id,
+        component_hex=data.component,
+        now=utcnow(),
+    )
+    uow.commit()
+    if isinstance(result, custody.CeremonyRefused):
+        raise result.error
+    return _transport_key_out(uow, result)
+
+
+@router.get("/key-export-requests", summary="Key export requests")
+def list_key_export_requests(
+    uow: Read, principal: Reader, status: KeyExportStatus | None = None
+) -> list[KeyExportRequestOut]:
+    rows = repository.key_export_requests(uow.session, status=status, limit=limits.PAGE_SIZE_MAX)
+    return [_export_request_out(uow, r) for r in rows]
+
+
+@router.post(
+    "/terminals/{tid}/key-export-requests",
+    status_code=201,
+    summary="Request a terminal key export under a transport key",
+)
+def request_key_export(
+    tid: str, data: KeyExportRequestIn, uow: Write, principal: Operations
+) -> KeyExportRequestOut:
+    """The maker's step; another operator approves, then the requester collects once."""
     terminal = _terminal(uow, tid)
-    result = service.export_key(
-        uow.session, app_state(request).vault, terminal, data.transport_key, actor=principal.actor
+    export = custody.request_export(
+        uow.session, principal, terminal, transport_key_kcv=data.transport_key_kcv, now=utcnow()
+    )
+    uow.commit()
+    return _export_request_out(uow, export)
+
+
+@router.post("/key-export-requests/{request_id}/approve", summary="Approve a key export")
+def approve_key_export(request_id: int, uow: Write, principal: Operations) -> KeyExportRequestOut:
+    """The checker's step, by an operator other than the requester; releases nothing."""
+    export = custody.approve_export(uow.session, principal, request_id, now=utcnow())
+    uow.commit()
+    return _export_request_out(uow, export)
+
+
+@router.post("/key-export-requests/{request_id}/collect", summary="Collect an approved key export")
+def collect_key_export(
+    request_id: int, request: Request, uow: Write, principal: Operations
+) -> KeyExportOut:
+    """The TR-31 cryptogram under the transport key and the master key's check value,
+    to the requester, once; audited."""
+    result = custody.collect_export(
+        uow.session, app_state(request).vault, principal, request_id, now=utcnow()
     )
     uow.commit()
     return KeyExportOut(
         tid=result.tid,
         serial_number=result.serial_number,
         kcv=result.kcv,
+        transport_key_kcv=result.transport_key_kcv,
         key_block=result.key_block,
     )
 

@@ -45,7 +45,7 @@ from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals import service as terminal_service
 from poshub.terminals.models import Device, DeviceStatus, StockBatch, Terminal
-from poshub.terminals.schemas import AllocateIn, KeyExportIn
+from poshub.terminals.schemas import AllocateIn
 from poshub.terminals.service import TerminalSummary
 from poshub.web.api.contracts import pdf_response
 from poshub.web.deps import app_state, client_ip, read_uow, staff, translator, write_uow
@@ -506,7 +506,7 @@ def contract_page(
     return _contract_page(request, uow, contract_id, principal)
 
 
-# --- Terminals: allocation and key export --------------------------------------------------
+# --- Terminals: allocation ------------------------------------------------------------------
 
 
 @router.post("/merchants/{mid}/terminals")
@@ -554,49 +554,6 @@ def allocate(
             "model_code": result.device.model_code,
             "kcv": result.kcv,
             "device_secret": result.device_secret,
-        },
-    )
-
-
-@router.post("/terminals/{tid}/key-export")
-def export_key(
-    tid: str,
-    request: Request,
-    uow: Write,
-    principal: Operations,
-    t: T,
-    transport_key: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
-    """The terminal's master key as a TR-31 block under the injection device's transport
-    key, shown on its own page. The transport key is never echoed back."""
-    terminal = _terminal(uow, tid)
-    merchant = merchant_repository.get(uow.session, terminal.merchant_id)
-    assert merchant is not None  # foreign key
-    try:
-        data = KeyExportIn(transport_key=transport_key.strip())
-        result = terminal_service.export_key(
-            uow.session,
-            app_state(request).vault,
-            terminal,
-            data.transport_key,
-            actor=principal.actor,
-        )
-    except (PosHubError, ValidationError) as exc:
-        uow.rollback()
-        messages, status_code = refusal(exc, t)
-        return _merchant_page(
-            request, uow, merchant.mid, principal, t, errors=messages, status_code=status_code
-        )
-    uow.commit()
-    return _page(
-        request,
-        "admin/key_export.html",
-        {
-            "merchant": merchant,
-            "tid": result.tid,
-            "serial_number": result.serial_number,
-            "kcv": result.kcv,
-            "key_block": result.key_block,
         },
     )
 
