@@ -676,6 +676,12 @@ class MccInfo:
 
 _MCC_RE = re.compile(r"[0-9]{4}")
 
+_DESCRIPTION_FIXES: Mapping[str, str] = {
+    # The only source for 7511 is Stripe's list, which reads "Truck StopIteration"
+    # (a search-and-replace slip in its data); the code is the schemes' truck stops.
+    "7511": "Truck stops",
+}
+
 
 def mcc_info(mcc: str) -> MccInfo | None:
     """Description and risk class of a merchant category code; None if unknown or reserved."""
@@ -698,7 +704,7 @@ def _mcc_info(mcc: str) -> MccInfo | None:
         return None
     # Some codes in use (e.g. 7800 government lotteries) are only in the schemes'
     # lists, not in the ISO one, so fall through to the next source.
-    description = next(
+    description = _DESCRIPTION_FIXES.get(mcc) or next(
         text
         for text in (
             entry.iso_description,

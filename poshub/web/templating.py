@@ -9,10 +9,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from poshub.core.clock import local_time
 from poshub.core.money import format_fen
 from poshub.core.regions import display_name as region_name
+from poshub.onboarding.mcc_names import mcc_choices, mcc_label
 from poshub.web import roles as route_roles
 from poshub.web.deps import app_state, request_locale, request_translator
 from poshub.web.labels import TEMPLATE_GLOBALS
@@ -35,9 +38,25 @@ def _region(code: str | None) -> str:
     return region_name(code) or code
 
 
+@pass_context
+def _mcc(context: Context, code: str | None) -> str:
+    """5411 大型仓储式超市/超市 (or the English name on English pages), not bare digits."""
+    return mcc_label(code, context.get("locale"))
+
+
+@pass_context
+def _mcc_choices(context: Context) -> list[tuple[str, str]]:
+    """The categories an applicant may pick, named in the page's language (apply form)."""
+    request = context.get("request")
+    prohibited = app_state(request).settings.prohibited_mccs if request is not None else {}
+    return mcc_choices(context.get("locale"), prohibited)
+
+
 templates.env.filters["fen"] = format_fen
 templates.env.filters["local"] = _format_datetime
 templates.env.filters["region"] = _region
+templates.env.filters["mcc"] = _mcc
+templates.env.globals["mcc_choices"] = _mcc_choices
 templates.env.globals.update(TEMPLATE_GLOBALS)
 # The role sets the routes declare, so that a menu entry or a button shows only to whom
 # the route behind it admits (base.html): the page and the route read the same tuple.
