@@ -17,8 +17,10 @@ from fastapi.testclient import TestClient
 
 from poshub.bootstrap import AppState
 from poshub.core import limits
+from poshub.core.audit import Actor
 from poshub.core.db import utcnow
 from poshub.staff import passwords
+from poshub.staff import repository as staff_repository
 from poshub.staff import service as staff_service
 from poshub.web.app import create_app
 from tests.factories import STAFF
@@ -135,9 +137,9 @@ def test_every_refusal_does_the_same_work(
             display_name="Gone",
             password="Str0ng-Secret-enog!",
             roles=[],
-            actor=staff_service.Actor.system("tests"),
+            actor=Actor.system("tests"),
         )
-        user = staff_service.repository.by_username(uow.session, "gone")
+        user = staff_repository.by_username(uow.session, "gone")
         assert user is not None
         user.active = False
         uow.commit()

@@ -45,7 +45,8 @@ def login_cookies(client: TestClient) -> list[str]:
         "/api/v1/auth/login", json={"username": "reviewer", "password": STAFF["reviewer"][0]}
     )
     assert response.status_code == 200, response.text
-    return response.headers.get_list("set-cookie")
+    cookies: list[str] = response.headers.get_list("set-cookie")
+    return cookies
 
 
 def test_production_cookies_are_secure(production: TestClient) -> None:
