@@ -187,6 +187,9 @@ TMS_SINGLE_TRANSACTION_LIMIT_FEN_DEFAULT: Final = 5_000_000
 """¥50,000 per card transaction unless the contract's risk profile says otherwise."""
 DEVICE_SECRET_BYTES: Final = 32
 TMS_BODY_BYTES_MAX: Final = 16 * 1024
+TMS_REFUSAL_FLUSH_SECONDS: Final = 60.0
+"""Default of ``tms_refusal_flush_seconds``: refused TMS requests are counted in memory and
+written at most this often (and when staff read the counts)."""
 """A TMS request body (a heartbeat) is a few hundred bytes; larger ones are refused."""
 
 # --- Fieldwork (SLA per work-order kind, in Chinese working days) ----------

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     """Address ``poshub gateway`` listens on."""
     gateway_upstream_timeout_seconds: float = limits.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
     """How long the gateway waits for the network before answering 98 and reversing."""
+    tms_refusal_flush_seconds: float = Field(
+        default=limits.TMS_REFUSAL_FLUSH_SECONDS, ge=0, le=3600
+    )
+    """Refused TMS requests are counted in memory and written to the database at most this
+    often (and whenever staff read the counts): no write per refused request."""
     network_host: str = "127.0.0.1"
     """Where the card network (or ``poshub network-sim``) listens."""
     network_port: int = 8584

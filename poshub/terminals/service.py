@@ -298,9 +298,10 @@ def _provision_device(
     return kcv, secret
 
 
-def device_secret(vault: KeyVault, credential: DeviceCredential) -> bytes:
-    """The device's HMAC secret, for verifying its TMS request signatures."""
-    return bytes.fromhex(vault.decrypt(credential.secret_enc, context=DEVICE_SECRET_CONTEXT))
+def device_secret(vault: KeyVault, secret_enc: bytes) -> bytes:
+    """The device's HMAC secret (``DeviceCredential.secret_enc`` decrypted), for verifying
+    its TMS request signatures."""
+    return bytes.fromhex(vault.decrypt(secret_enc, context=DEVICE_SECRET_CONTEXT))
 
 
 # --- Reading ----------------------------------------------------------------------------

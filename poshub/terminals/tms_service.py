@@ -2,8 +2,15 @@
 parameter download, heartbeat, and the operations side (parameter changes, lock).
 
 Like every service, these functions never commit — with one exception,
-:func:`count_refusal`: a refused request's own transaction is rolled back, yet the
-refusal must be counted, so the counting runs in a unit of work of its own.
+:meth:`RefusalCounter.flush`: a refused request's own transaction is rolled back, yet the
+refusal must be counted. Refusals are counted in memory (no database write per refused
+request, so a flood of bad requests cannot turn into a flood of writes) and written in
+one transaction of their own at most every ``tms_refusal_flush_seconds``.
+
+Every request that carries credentials costs the same work whether its serial exists, has
+no credential in force or signs wrongly: one device look-up, one credential look-up, one
+decryption of a device secret (a dummy one when there is none) and one HMAC, so timing
+tells an outsider nothing about which serials exist.
 
 Nothing here logs or returns a device secret or a request signature.
 """
@@ -12,7 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import secrets
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +102,26 @@ def _known_serial(serial: str) -> bool:
     return 0 < len(serial) <= limits.SERIAL_NUMBER_LENGTH_MAX
 
 
+NO_DEVICE_ID = 0
+"""Looked up when the serial names no device, so that the credential query still runs."""
+_DUMMY_SECRETS: weakref.WeakKeyDictionary[KeyVault, bytes] = weakref.WeakKeyDictionary()
+_DUMMY_LOCK = threading.Lock()
+
+
+def _dummy_secret_enc(vault: KeyVault) -> bytes:
+    """A random device secret encrypted under ``vault``, made once per vault: what an
+    unknown serial or a revoked credential decrypts and verifies against."""
+    with _DUMMY_LOCK:
+        blob = _DUMMY_SECRETS.get(vault)
+        if blob is None:
+            blob = vault.encrypt(
+                secrets.token_hex(limits.DEVICE_SECRET_BYTES),
+                context=service.DEVICE_SECRET_CONTEXT,
+            )
+            _DUMMY_SECRETS[vault] = blob
+        return blob
+
+
 def authenticate(
     session: Session,
     vault: KeyVault,
@@ -115,13 +147,11 @@ def authenticate(
         )
     claimed = credentials.serial
     device = repository.device_by_serial(session, claimed) if _known_serial(claimed) else None
-    if device is None:
-        raise DeviceRefused(Refusal.UNKNOWN_DEVICE, serial=claimed, device_id=None)
-    credential = repository.active_credential(session, device.id)
-    if credential is None:
-        raise DeviceRefused(Refusal.REVOKED_CREDENTIAL, serial=claimed, device_id=device.id)
+    # The same look-up, decryption and HMAC whatever the serial: no timing oracle.
+    credential = repository.active_credential(session, device.id if device else NO_DEVICE_ID)
+    secret_enc = credential.secret_enc if credential else _dummy_secret_enc(vault)
     refusal = tms.verify(
-        service.device_secret(vault, credential),
+        service.device_secret(vault, secret_enc),
         method,
         path,
         query,
@@ -130,6 +160,10 @@ def authenticate(
         credentials.signature,
         now,
     )
+    if device is None:
+        raise DeviceRefused(Refusal.UNKNOWN_DEVICE, serial=claimed, device_id=None)
+    if credential is None:
+        raise DeviceRefused(Refusal.REVOKED_CREDENTIAL, serial=claimed, device_id=device.id)
     if refusal is not None:
         raise DeviceRefused(refusal, serial=claimed, device_id=device.id)
     if claimed != serial:
@@ -137,34 +171,79 @@ def authenticate(
     return device
 
 
-def count_refusal(database: Database, refused: DeviceRefused, *, now: dt.datetime) -> None:
-    """Count a refused request, fleet-wide by reason and on the device it named, in a
-    transaction of its own (committed here), and log it without any credential.
+class RefusalCounter:
+    """Refused TMS requests counted in memory, fleet-wide by reason and per device, and
+    written to the database in one transaction at most every ``flush_seconds`` (and
+    whenever staff read the counts). A refusal costs no database write of its own.
+    Thread-safe; one per web process. Counts not yet flushed are lost if the process dies,
+    at most ``flush_seconds`` worth."""
 
-    A failure to count is logged and swallowed: the caller still answers 401.
-    """
-    log.warning(
-        "TMS request refused: reason=%s serial=%r device_known=%s",
-        refused.reason,
-        (refused.serial or "")[: limits.SERIAL_NUMBER_LENGTH_MAX],
-        refused.device_id is not None,
-    )
-    for attempt in (1, 2):
-        try:
-            with database.unit_of_work() as uow:
-                repository.count_auth_failure(uow.session, str(refused.reason), now=now)
-                if refused.device_id is not None:
-                    repository.count_device_auth_failure(uow.session, refused.device_id, now=now)
-                uow.commit()
-            return
-        except IntegrityError:
-            # Two first refusals for a new reason raced to insert its row; the retry
-            # finds the row and increments it.
-            if attempt == 2:
-                log.exception("could not count a refused TMS request")
-        except SQLAlchemyError:
-            log.exception("could not count a refused TMS request")
-            return
+    def __init__(
+        self, flush_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._reasons: Counter[str] = Counter()
+        self._devices: Counter[int] = Counter()
+        self._last_at: dt.datetime | None = None
+        self._flushed_at = clock()
+
+    def add(self, refused: DeviceRefused, *, now: dt.datetime) -> None:
+        """Count one refusal and log it, without any credential."""
+        log.warning(
+            "TMS request refused: reason=%s serial=%r device_known=%s",
+            refused.reason,
+            (refused.serial or "")[: limits.SERIAL_NUMBER_LENGTH_MAX],
+            refused.device_id is not None,
+        )
+        with self._lock:
+            self._reasons[str(refused.reason)] += 1
+            if refused.device_id is not None:
+                self._devices[refused.device_id] += 1
+            self._last_at = now
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(self._reasons.values())
+
+    def due(self) -> bool:
+        return self._clock() - self._flushed_at >= self.flush_seconds
+
+    def flush(self, database: Database) -> int:
+        """Write what was counted since the last flush, in a transaction of its own
+        (committed here); return how many refusals it held. On failure the counts are
+        kept for the next flush, and the failure is logged and swallowed."""
+        with self._lock:
+            reasons, devices, last_at = self._reasons, self._devices, self._last_at
+            self._reasons, self._devices = Counter(), Counter()
+            self._flushed_at = self._clock()
+        if not reasons:
+            return 0
+        assert last_at is not None
+        for attempt in (1, 2):
+            try:
+                with database.unit_of_work() as uow:
+                    for reason, count in sorted(reasons.items()):
+                        repository.count_auth_failure(uow.session, reason, count, now=last_at)
+                    for device_id, count in sorted(devices.items()):
+                        repository.count_device_auth_failure(
+                            uow.session, device_id, count, now=last_at
+                        )
+                    uow.commit()
+                return sum(reasons.values())
+            except IntegrityError:
+                # Two processes' first flushes for a new reason raced to insert its row;
+                # the retry finds the row and increments it.
+                if attempt == 2:
+                    log.exception("could not count refused TMS requests")
+            except SQLAlchemyError:
+                log.exception("could not count refused TMS requests")
+                break
+        with self._lock:  # keep them for the next flush
+            self._reasons.update(reasons)
+            self._devices.update(devices)
+        return 0
 
 
 # --- Device requests -------------------------------------------------------------------

@@ -161,6 +161,13 @@ def failures_by_reason(state: AppState) -> dict[str, int]:
         return repository.auth_failure_counts(uow.session)
 
 
+def flush_refusals(fleet: Fleet) -> int:
+    """Write the refusals the web process counted in memory (RefusalCounter)."""
+    app: Any = fleet.client.app
+    counter = getattr(app.state, "tms_refusals", None)
+    return counter.flush(fleet.state.db) if counter is not None else 0
+
+
 def as_staff(client: TestClient, username: str) -> dict[str, str]:
     client.cookies.clear()
     return login(client, username)
@@ -269,6 +276,9 @@ def test_refused_and_counted(fleet: Fleet, case: str, caplog: pytest.LogCaptureF
     assert fleet.secret not in response.text
     assert fleet.other_secret not in response.text
 
+    # Counted in memory, written when the counter flushes (tests/web/test_tms_refusals.py).
+    assert failures_by_reason(fleet.state) == {}
+    assert flush_refusals(fleet) == 1
     assert failures_by_reason(fleet.state) == {reason: 1}
     for serial in (SERIAL, OTHER_SERIAL):
         device = device_row(fleet.state, serial)
@@ -328,6 +338,7 @@ def test_heartbeat_checks_the_signature_before_the_body(fleet: Fleet) -> None:
     tampered = body.replace(b"86", b"99")
     response = fleet.client.post(path, content=tampered, headers=headers)
     assert response.status_code == 401
+    flush_refusals(fleet)
     assert failures_by_reason(fleet.state) == {"missing_credential": 1, "bad_signature": 1}
 
 
@@ -351,6 +362,7 @@ def test_revoked_credential_after_a_swap(fleet: Fleet) -> None:
     old = fetch(fleet.client, SERIAL, fleet.secret)
     assert old.status_code == 401, old.text
     assert old.json()["error"] == "device_credential_invalid"
+    flush_refusals(fleet)
     assert failures_by_reason(fleet.state) == {"revoked_credential": 1}
     assert device_row(fleet.state, SERIAL).tms_auth_failures == 1
 

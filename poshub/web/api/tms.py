@@ -3,12 +3,13 @@
 Device routes (``/api/v1/tms/terminals/{serial}/…``) are called by the terminals
 themselves: no cookie, no CSRF, every request signed with the device's secret
 (``poshub.terminals.tms``, ``docs/tms.md``). A refused request is answered 401 and counted
-in a transaction of its own. Staff routes let operations read a terminal's state, change
+in memory (``tms_service.RefusalCounter``), written to the database periodically. Staff routes let operations read a terminal's state, change
 its parameters (a new version each time) and lock or unlock it.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -62,6 +63,22 @@ async def _device_body(request: Request) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(_device_body)]
+_COUNTER_LOCK = threading.Lock()
+
+
+def refusal_counter(request: Request) -> tms_service.RefusalCounter:
+    """The web process's one counter of refused TMS requests (kept on the app)."""
+    app_data = request.app.state
+    counter: tms_service.RefusalCounter | None = getattr(app_data, "tms_refusals", None)
+    if counter is None:
+        with _COUNTER_LOCK:
+            counter = getattr(app_data, "tms_refusals", None)
+            if counter is None:
+                counter = tms_service.RefusalCounter(
+                    app_state(request).settings.tms_refusal_flush_seconds
+                )
+                app_data.tms_refusals = counter
+    return counter
 
 
 def _authenticate(request: Request, uow: UnitOfWork, serial: str, body: bytes) -> Device:
@@ -80,10 +97,13 @@ def _authenticate(request: Request, uow: UnitOfWork, serial: str, body: bytes) -
             now=now,
         )
     except tms_service.DeviceRefused as refused:
-        # The request's transaction is abandoned (and on SQLite holds the write lock):
-        # end it before the refusal is counted in a transaction of its own.
+        # The request's transaction is abandoned; the refusal is counted in memory and
+        # written with the others once the flush interval has passed.
         uow.rollback()
-        tms_service.count_refusal(state.db, refused, now=now)
+        counter = refusal_counter(request)
+        counter.add(refused, now=now)
+        if counter.due():
+            counter.flush(state.db)
         raise
 
 
@@ -195,8 +215,9 @@ def _parameter_set_out(row: TmsParameterSet) -> ParameterSetOut:
 
 
 @router.get("/terminals/{tid}")
-def terminal(tid: str, uow: Read, principal: Reader) -> TerminalOut:
+def terminal(tid: str, request: Request, uow: Read, principal: Reader) -> TerminalOut:
     """Status, device, last heartbeat, refused TMS requests and parameter version."""
+    refusal_counter(request).flush(app_state(request).db)
     row = tms_service.get_terminal(uow.session, tid)
     return _terminal_out(tms_service.terminal_detail(uow.session, row))
 
@@ -250,7 +271,8 @@ def unlock(tid: str, uow: Write, principal: Operator) -> TerminalOut:
 
 
 @router.get("/tms/auth-failures")
-def auth_failures(uow: Read, principal: Reader) -> AuthFailureCountsOut:
+def auth_failures(request: Request, uow: Read, principal: Reader) -> AuthFailureCountsOut:
     """TMS requests refused for their device credential, by reason, across the fleet."""
+    refusal_counter(request).flush(app_state(request).db)
     counts = tms_service.auth_failure_counts(uow.session)
     return AuthFailureCountsOut(total=sum(counts.values()), by_reason=counts)
