@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import Date, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from poshub.core.db import Base
@@ -45,3 +45,11 @@ class Merchant(Base):
     """When the first contract was signed by both parties."""
     live_at: Mapped[dt.datetime | None]
     """When the first terminal passed its acceptance test."""
+    terminated_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    """Date the merchant relationship ended (closure); the retention period counts from it
+    (poshub/privacy/retention.py)."""
+    closed_at: Mapped[dt.datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    closure_reason: Mapped[str | None] = mapped_column(String(500))
+    purged_at: Mapped[dt.datetime | None]
+    """When the purge job anonymised the merchant's personal data."""
