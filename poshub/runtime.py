@@ -84,6 +84,7 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
             state.onboarding.store,
             retention_years=state.settings.retention_years,
             now=utcnow(),
+            batch=limits.PURGE_BATCH_MAX,
         )
     )
     return results
