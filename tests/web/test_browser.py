@@ -126,6 +126,9 @@ def _fill_application(page: Page, id_number: str) -> None:
     page.fill("#f-settlement_account-account_number", card_number())
     page.check("#f-account_type-personal")
     page.fill("#count-SMART-A8", "1")
+    # The privacy notice's two consents, given separately (docs/privacy.md).
+    page.check("#f-consent_privacy_notice")
+    page.check("#f-consent_verification_provider")
 
 
 def _apply(page: Page) -> str:
