@@ -74,6 +74,8 @@ def _draft_with_documents(session: Session, state: AppState, now: dt.datetime) -
     deps = state.onboarding
     data = ApplicationIn.model_validate(payload("individual", licence_expiry=None, uscc=None))
     application, _ = service.create_application(session, deps, data, locale="zh_CN", now=now)
+    sms = service.request_mobile_code(session, deps, application, source_address="t", now=now)
+    assert service.confirm_mobile(session, deps, application, sms.code, now=now) is None
     for kind in ("id_card_front", "id_card_back", "settlement_account_proof", "premises_proof"):
         service.add_document(
             session,
