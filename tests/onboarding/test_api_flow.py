@@ -112,5 +112,5 @@ def test_create_upload_submit_needs_info_answer_approve(
     # (with the tracking link, once the number was proved), submitted, review started,
     # info requested, approved.
     assert len(texts) == 6
-    assert notifier.last_code("13905510001") in texts[0]
+    assert str(notifier.last_code("13905510001")) in texts[0]
     assert created["tracking_number"] in texts[1]
