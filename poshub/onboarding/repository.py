@@ -657,5 +657,13 @@ def access_code_failures_since(session: Session, source: str, since: dt.datetime
     )
 
 
-def insert_access_code_failure(session: Session, source: str, at: dt.datetime) -> None:
+def insert_access_code_failure(
+    session: Session, source: str, at: dt.datetime, *, forget_before: dt.datetime
+) -> None:
+    """Count one failure; this address's failures older than ``forget_before`` go."""
+    session.execute(
+        delete(AccessCodeFailure).where(
+            AccessCodeFailure.source_address == source, AccessCodeFailure.at < forget_before
+        )
+    )
     session.execute(insert(AccessCodeFailure), {"source_address": source, "at": at})

@@ -2521,4 +2521,9 @@ def access_code_throttled(session: Session, source: str, now: dt.datetime) -> Po
 
 
 def record_access_code_failure(session: Session, source: str, now: dt.datetime) -> None:
-    repository.insert_access_code_failure(session, source[:SOURCE_ADDRESS_LENGTH_MAX], now)
+    """Count a wrong access code from ``source``; the address's failures older than the
+    throttle's window are deleted, so the table holds at most a window's worth."""
+    window = dt.timedelta(minutes=limits.ACCESS_CODE_FAILURE_WINDOW_MINUTES)
+    repository.insert_access_code_failure(
+        session, source[:SOURCE_ADDRESS_LENGTH_MAX], now, forget_before=now - window
+    )
