@@ -58,8 +58,9 @@ from tests.factories import (
 LOGIN_REDIRECTS = ("/admin/login?next=", "/tech/login?next=")
 """Pages send a browser without a session to a login form: the back office's, or the
 technician's phone login for /tech."""
-FRAMEWORK_ROUTES = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"})
-"""Routes FastAPI adds itself (schema and docs): public, read-only, no Access dependency."""
+FRAMEWORK_ROUTES = frozenset({"/api/v1/openapi.json"})
+"""Routes FastAPI adds itself (the schema): public, read-only, no Access dependency. The docs
+page is ours (pages/apidocs.py) and declares PUBLIC like any other route."""
 STATIC_MOUNTS = frozenset({"/static"})
 """Mounted static files: public by nature."""
 
@@ -330,6 +331,17 @@ def web(_web_client: TestClient) -> TestClient:
 JSON_BODIES: dict[str, dict[str, Any]] = {
     "PATCH /api/v1/applications/{application_id}": {"business_name": "合肥蜀山明辉超市"},
     "POST /api/v1/applications/{application_id}/answer": {"message": "Uploaded it again."},
+    "POST /api/v1/applications/{application_id}/consents": {
+        "notice_version": "2026-12",
+        "verification_provider": True,
+    },
+    "POST /api/v1/applications/{application_id}/consents/withdraw": {
+        "kind": "verification_provider"
+    },
+    "POST /api/v1/merchants/{mid}/close": {
+        "terminated_on": "2026-01-01",
+        "reason": "Contract ended.",
+    },
     "POST /api/v1/applications/{application_id}/mobile/verify": {"code": "123456"},
     "POST /api/v1/review/applications/{application_id}/notes": {
         "kind": "phone_confirmation",
