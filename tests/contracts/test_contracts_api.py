@@ -144,7 +144,7 @@ def test_tampered_pdf_is_detected(client: TestClient) -> None:
     contract = generate_contract(client, mid)
     store = _state(client).onboarding.store
     path = store.path_for(contract["pdf_sha256"])
-    original = path.read_bytes()
+    original = store.get(contract["pdf_sha256"])  # the file on disk is sealed (encrypted)
 
     # A genuine copy verifies; an altered copy matches nothing.
     response = client.post(

@@ -1,5 +1,13 @@
 """documents at rest
 
+No schema change. Document files are encrypted with a key derived from the KEK, which
+migrations never see, so the files written before encryption are sealed by the first
+process that starts with the KEK (``ContentStore.seal_legacy_files`` in
+``poshub.bootstrap.build_state``, once, leaving ``documents/.sealed-v1``) and, until
+then, on their first read. The rows keep their SHA-256 addresses: the address is the
+hash of the clear bytes and is bound to each file as associated data. The duplicate
+flag (the same file as two kinds of document) is computed from those addresses.
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-04 13:45:00
