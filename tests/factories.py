@@ -539,3 +539,28 @@ def login_second_operator(client: TestClient) -> dict[str, str]:
     response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def upload_document(
+    client: TestClient,
+    created: dict[str, Any],
+    content: bytes,
+    *,
+    kind: str = "business_licence",
+    name: str = "licence.png",
+) -> Any:
+    """POST one document as the applicant (English messages); the httpx response."""
+    return client.post(
+        f"/api/v1/applications/{created['id']}/documents",
+        headers={**bearer(created["access_token"]), "Accept-Language": "en"},
+        data={"kind": kind},
+        files={"file": (name, content, "application/octet-stream")},
+    )
+
+
+def download_document(client: TestClient, created: dict[str, Any], document_id: str) -> Any:
+    """GET one document as the applicant; the httpx response."""
+    return client.get(
+        f"/api/v1/applications/{created['id']}/documents/{document_id}",
+        headers=bearer(created["access_token"]),
+    )

@@ -448,9 +448,10 @@ def test_upload_over_the_size_limit(client: TestClient, state: AppState) -> None
     assert row_counts(state) == rows
     assert stored_files(state) == files
     # Exactly at the limit is accepted.
-    at_limit = pdf_file(
-        plain_pdf(), padding=limits.DOCUMENT_SIZE_BYTES_MAX - len(pdf_file(plain_pdf()))
-    )
+    # A real PDF padded to the limit (the offsets written grow with the padding).
+    padding = limits.DOCUMENT_SIZE_BYTES_MAX - len(pdf_file(plain_pdf()))
+    padding -= len(pdf_file(plain_pdf(), padding=padding)) - limits.DOCUMENT_SIZE_BYTES_MAX
+    at_limit = pdf_file(plain_pdf(), padding=padding)
     assert len(at_limit) == limits.DOCUMENT_SIZE_BYTES_MAX
     response = _upload(client, created, "business_licence", "max.pdf", at_limit, "application/pdf")
     assert response.status_code == 201, response.text[:300]

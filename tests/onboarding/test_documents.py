@@ -6,8 +6,8 @@ import pytest
 
 from poshub.core import limits
 from poshub.core.storage import ContentStore
-from poshub.onboarding.documents import JPEG, PDF, PNG, Rejection, safe_file_name, sniff
-from tests.factories import EXECUTABLE_AS_PDF
+from poshub.onboarding.documents import JPEG, PDF, PNG, Rejection, safe_file_name, screen, sniff
+from tests.factories import EXECUTABLE_AS_PDF, pdf_file, plain_pdf
 from tests.factories import PDF as PDF_BYTES
 from tests.factories import PNG as PNG_BYTES
 
@@ -33,14 +33,15 @@ def test_accepted_types_are_read_from_the_bytes(data: bytes, expected: str) -> N
         (b"PK\x03\x04 a zip archive", "file.type"),
         (b"", "file.empty"),
         (
-            b"%PDF-1.7\n1 0 obj<</OpenAction<</S/JavaScript/JS(app.alert(1))>>>>",
+            pdf_file({**plain_pdf(), 4: b"<</S/JavaScript/JS(app.alert(1))>>"}),
             "file.pdf_active_content",
         ),
+        (b"%PDF-1.7\n1 0 obj<</OpenAction<</S/JavaScript/JS(1)>>>>", "file.pdf_unreadable"),
         (b"%PDF-1.4" + b"\x00" * limits.DOCUMENT_SIZE_BYTES_MAX, "file.too_large"),
     ],
 )
 def test_refusals_name_the_reason(data: bytes, code: str) -> None:
-    verdict = sniff(data)
+    verdict = screen(data)
     assert isinstance(verdict, Rejection)
     assert verdict.code == code
 
@@ -54,7 +55,7 @@ def test_file_names_are_display_only_and_safe() -> None:
 
 
 def test_store_is_content_addressed_and_verifies_on_read(tmp_path: Path) -> None:
-    store = ContentStore(tmp_path)
+    store = ContentStore(tmp_path, b"k" * 32)
     digest = store.put(PNG_BYTES)
     assert store.put(PNG_BYTES) == digest
     assert store.get(digest) == PNG_BYTES

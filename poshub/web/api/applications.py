@@ -216,6 +216,7 @@ def download_document(
     uow: Annotated[UnitOfWork, Depends(read_uow)],
     credential: Annotated[ApplicantCredential, Depends(applicant())],
 ) -> Response:
+    """Download one of the application's documents, named and typed by its detected type."""
     application = _own(uow, application_id, credential)
     document = repository.document(uow.session, application.id, document_id)
     if document is None:

@@ -63,6 +63,7 @@ def queue(
 
 @router.get("/applications/{application_id}")
 def detail(application_id: str, uow: Read, principal: Reader, t: T) -> ReviewApplicationOut:
+    """One application as the reviewer sees it: checks, documents, timeline, blockers, override."""
     application = service.get_for_review(uow.session, application_id)
     return review_view(uow.session, application, t)
 
@@ -71,6 +72,7 @@ def detail(application_id: str, uow: Read, principal: Reader, t: T) -> ReviewApp
 def document(
     application_id: str, document_id: str, request: Request, uow: Read, principal: Reader
 ) -> Response:
+    """Download an application's document for review, named by its detected type."""
     row = repository.document(uow.session, application_id, document_id)
     if row is None:
         raise NotFound(N_("No such document."), code="document_not_found")
@@ -82,6 +84,7 @@ def document(
 
 @router.post("/applications/{application_id}/claim")
 def claim(application_id: str, uow: Write, principal: Reviewer, t: T) -> ReviewApplicationOut:
+    """Take an application into review (it is then assigned to the caller)."""
     application = service.get_for_review(uow.session, application_id, for_update=True)
     service.claim(uow.session, application, principal, now=utcnow())
     view = review_view(uow.session, application, t)
@@ -205,6 +208,7 @@ def _merchant_out(merchant: Merchant) -> MerchantOut:
 def reject(
     application_id: str, body: RejectIn, request: Request, uow: Write, principal: Reviewer, t: T
 ) -> ReviewApplicationOut:
+    """Reject an application with a reason; the message is shown to the applicant."""
     application = service.get_for_review(uow.session, application_id, for_update=True)
     service.reject(
         uow.session, app_state(request).onboarding, application, principal, body, now=utcnow()
@@ -258,4 +262,5 @@ def decline_override(
 
 @router.get("/rejection-reasons")
 def rejection_reasons(principal: Reader, t: T) -> dict[str, str]:
+    """The rejection reasons a reviewer may choose from."""
     return {code: t(label) for code, label in REJECTION_REASONS.items()}
