@@ -217,9 +217,7 @@ def _upload_all(session: Session, deps: OnboardingDeps, application_id: str) -> 
     )
     assert service.confirm_mobile(session, deps, application, sms.code, now=utcnow()) is None
     today = utcnow().date()
-    for kind in sorted(
-        service.required_documents(application, today)
-    ):
+    for kind in sorted(service.required_documents(application, today)):
         content = (
             tiny_pdf(kind.value)
             if kind

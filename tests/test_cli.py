@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,20 @@ def test_help_exists_for_every_command(capsys: pytest.CaptureFixture[str]) -> No
         assert "usage: poshub" in capsys.readouterr().out
 
 
-def test_user_add_enforces_the_password_policy(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
+def test_user_add_needs_the_kek_to_key_its_audit_row(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Creating a staff account is audited, and audit rows are MACed under the KEK."""
+    monkeypatch.delenv("POSHUB_KEK", raising=False)
+    args = ["--data-dir", str(data_dir), "user", "add", "wang", "--role", "reviewer"]
+    assert main([*args, "--password", "Long-enough-Passw0rd"]) == 1
+    assert "key-encrypting key" in capsys.readouterr().err
+
+
+def test_user_add_enforces_the_password_policy(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSHUB_KEK", secrets.token_hex(32))
     args = ["--data-dir", str(data_dir), "user", "add", "wang", "--role", "reviewer"]
     assert main([*args, "--password", "short"]) == 1
     err = capsys.readouterr().err

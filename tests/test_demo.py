@@ -89,3 +89,25 @@ def test_demo_command_seeds_and_prints_logins(
         assert role in out
     assert (tmp_path / "poshub.db").exists()
     assert (tmp_path / "kek.hex").exists()
+
+
+def test_demo_staff_cover_every_maker_checker_step(state: AppState) -> None:
+    """Reviewers approve what another reviewer corrected, operators countersign what
+    another operator prepared and approve key exports another requested, risk officers
+    second-approve overrides: the demo needs two people wherever one may not act alone."""
+    from poshub.demo import DEMO_USERS
+    from poshub.staff import repository as staff_repository
+
+    with state.db.unit_of_work() as uow:
+        seed(uow.session, state.onboarding)
+        uow.commit()
+    with state.db.unit_of_work() as uow:
+        holders: dict[str, int] = {}
+        for user in DEMO_USERS:
+            row = staff_repository.by_username(uow.session, user.username)
+            assert row is not None
+            for role in staff_repository.roles_of(uow.session, row.id):
+                holders[role] = holders.get(role, 0) + 1
+    assert holders["reviewer"] >= 2
+    assert holders["operations"] >= 2
+    assert holders["risk_officer"] >= 1

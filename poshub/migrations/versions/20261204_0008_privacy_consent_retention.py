@@ -5,7 +5,7 @@ identity and bank data to the verification provider); merchant closure with a
 termination date, the retention schedule and the purge marks.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0006
 Create Date: 2026-12-04 13:45:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

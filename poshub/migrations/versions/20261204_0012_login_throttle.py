@@ -6,7 +6,7 @@ Failed logins are counted per (source address, account) and per source address i
 by guessing, and is gone.
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0010
 Create Date: 2026-12-04 13:45:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -124,6 +124,7 @@ def read(
     credential: Annotated[ApplicantCredential, Depends(applicant())],
     t: Annotated[Translator, Depends(translator)],
 ) -> ApplicationOut:
+    """The applicant's own application: fields, documents, checks visible to them and status."""
     return applicant_view(uow.session, _own(uow, application_id, credential), t)
 
 
@@ -136,6 +137,7 @@ def update(
     credential: Annotated[ApplicantCredential, Depends(applicant())],
     t: Annotated[Translator, Depends(translator)],
 ) -> ApplicationOut:
+    """Correct a draft or answer a request for information (applicant)."""
     application = _own(uow, application_id, credential)
     update_application(uow.session, app_state(request).onboarding, application, body, now=utcnow())
     view = applicant_view(uow.session, application, t)

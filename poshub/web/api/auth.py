@@ -40,6 +40,7 @@ def login(
     response: Response,
     uow: Annotated[UnitOfWork, Depends(write_uow)],
 ) -> MeOut:
+    """Staff login: a session cookie and the CSRF token for unsafe requests."""
     try:
         result = staff_service.login(
             uow.session,
@@ -68,6 +69,7 @@ def logout(
     uow: Annotated[UnitOfWork, Depends(write_uow)],
     principal: Annotated[Principal, Depends(staff(*ANY_STAFF))],
 ) -> None:
+    """End the caller's staff session."""
     token = request.cookies.get(SESSION_COOKIE, "")
     staff_service.logout(uow.session, token)
     uow.commit()

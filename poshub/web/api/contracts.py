@@ -134,6 +134,7 @@ def list_contracts(mid: str, uow: Read, principal: Reader) -> list[ContractOut]:
 def generate_contract(
     mid: str, data: ContractIn, request: Request, uow: Write, principal: Preparer
 ) -> ContractOut:
+    """Prepare a merchant's contract from the approved application and a fee plan."""
     merchant = get_merchant(uow.session, mid)
     contract = service.generate(
         uow.session, app_state(request).onboarding, merchant, principal, data, now=utcnow()
@@ -146,6 +147,7 @@ def generate_contract(
 def amend_contract(
     mid: str, data: AmendmentIn, request: Request, uow: Write, principal: Preparer
 ) -> ContractOut:
+    """Prepare a supplementary agreement that changes the terminals or the fee plan."""
     merchant = get_merchant(uow.session, mid)
     contract = service.amend(
         uow.session, app_state(request).onboarding, merchant, principal, data, now=utcnow()
@@ -156,6 +158,7 @@ def amend_contract(
 
 @router.get("/merchants/{mid}/contracts/{contract_id}")
 def read_contract(mid: str, contract_id: str, uow: Read, principal: Reader) -> ContractOut:
+    """One contract version with its status, signatures and document hash."""
     merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     return contract_out(uow, contract, mid, _staff_pdf_url(mid, contract))
@@ -165,6 +168,7 @@ def read_contract(mid: str, contract_id: str, uow: Read, principal: Reader) -> C
 def staff_pdf(
     mid: str, contract_id: str, request: Request, uow: Read, principal: Reader
 ) -> Response:
+    """The contract's PDF as stored, for staff."""
     merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     return pdf_response(service.pdf_bytes(app_state(request).onboarding, contract), contract)
@@ -174,6 +178,7 @@ def staff_pdf(
 def countersign_contract(
     mid: str, contract_id: str, request: Request, uow: Write, principal: Countersigner
 ) -> ContractOut:
+    """Countersign a contract the merchant signed (another operator than its preparer)."""
     merchant = get_merchant(uow.session, mid)
     contract = _contract(uow, merchant, contract_id)
     service.countersign(
@@ -229,6 +234,7 @@ def applicant_contract(application_id: str, uow: Read, credential: Applicant) ->
 
 @router.get("/applications/{application_id}/contract/html", response_class=HTMLResponse)
 def applicant_contract_html(application_id: str, uow: Read, credential: Applicant) -> HTMLResponse:
+    """The contract awaiting the applicant's signature, as HTML."""
     merchant = _applicant_merchant(uow, application_id, credential)
     return HTMLResponse(service.html(_applicant_contract(uow, merchant)))
 
@@ -237,6 +243,7 @@ def applicant_contract_html(application_id: str, uow: Read, credential: Applican
 def applicant_pdf(
     application_id: str, request: Request, uow: Read, credential: Applicant
 ) -> Response:
+    """The contract awaiting or bearing the applicant's signature, as PDF."""
     merchant = _applicant_merchant(uow, application_id, credential)
     contract = _applicant_contract(uow, merchant)
     return pdf_response(service.pdf_bytes(app_state(request).onboarding, contract), contract)
@@ -246,6 +253,7 @@ def applicant_pdf(
 def applicant_sign(
     application_id: str, data: SignIn, request: Request, uow: Write, credential: Applicant
 ) -> ContractOut:
+    """Sign the contract electronically (applicant; address and time recorded)."""
     merchant = _applicant_merchant(uow, application_id, credential)
     contract = _applicant_contract(uow, merchant)
     service.sign_by_merchant(

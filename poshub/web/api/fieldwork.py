@@ -234,6 +234,7 @@ def create_order(body: WorkOrderIn, uow: Write, principal: Dispatcher, t: T) -> 
 
 @router.get("/{number}")
 def get_order(number: str, uow: Read, principal: Reader, t: T) -> WorkOrderDetailOut:
+    """One work order with its steps, photos and deadline."""
     order = service.get_for(uow.session, number, principal)
     return detail_view(uow.session, order, t, principal)
 
@@ -332,6 +333,7 @@ def _store_photo(
 def download_photo(
     number: str, photo_id: int, request: Request, uow: Read, principal: Reader
 ) -> Response:
+    """Download a work order's photo."""
     order = service.get_for(uow.session, number, principal)
     photo = repository.photo(uow.session, order.id, photo_id)
     if photo is None:

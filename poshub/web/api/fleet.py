@@ -108,6 +108,7 @@ def list_devices(
     limit: Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)] = limits.PAGE_SIZE_DEFAULT,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[DeviceOut]:
+    """Devices in the inventory, filtered by status or model."""
     rows = repository.devices(
         uow.session, status=status, model_code=model_code, limit=limit, offset=offset
     )
@@ -198,6 +199,7 @@ def allocate(
 
 @router.get("/merchants/{mid}/terminals")
 def merchant_terminals(mid: str, uow: Read, principal: MerchantReader) -> list[TerminalSummaryOut]:
+    """A merchant's terminals with their devices and status."""
     merchant = get_merchant(uow.session, mid)
     return [
         TerminalSummaryOut(
@@ -301,10 +303,11 @@ def complete_transport_key(
     return _transport_key_out(uow, result)
 
 
-@router.get("/key-export-requests", summary="Key export requests")
+@router.get("/key-export-requests")
 def list_key_export_requests(
     uow: Read, principal: Reader, status: KeyExportStatus | None = None
 ) -> list[KeyExportRequestOut]:
+    """Key export requests, newest first: who asked, who approved, whether collected."""
     rows = repository.key_export_requests(uow.session, status=status, limit=limits.PAGE_SIZE_MAX)
     return [_export_request_out(uow, r) for r in rows]
 

@@ -41,6 +41,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 @router.get("/catalog/terminal-models", tags=["catalog"], dependencies=[PUBLIC])
 def terminal_models(uow: Read) -> list[TerminalModelOut]:
+    """The terminal models on offer, with their prices and kinds."""
     return [
         TerminalModelOut.model_validate(m) for m in catalog_repository.terminal_models(uow.session)
     ]
@@ -99,6 +100,7 @@ def merchants(
     limit: Limit = limits.PAGE_SIZE_DEFAULT,
     offset: Offset = 0,
 ) -> list[MerchantOut]:
+    """Search merchants by status, name or MID."""
     return [merchant_out(m) for m in merchant_repository.newest(uow.session, limit, offset)]
 
 
@@ -109,6 +111,7 @@ def merchant(
     uow: Read,
     principal: Annotated[Principal, Depends(staff(*MERCHANT_READ))],
 ) -> MerchantOut:
+    """One merchant: business, settlement account (masked), status."""
     return merchant_out(get_merchant(uow.session, mid), app_state(request).settings.retention_years)
 
 
@@ -151,6 +154,7 @@ def blacklist(
     limit: Limit = limits.PAGE_SIZE_DEFAULT,
     offset: Offset = 0,
 ) -> list[BlacklistOut]:
+    """The blacklist: tokens and masked values only."""
     rows = repository.blacklist(
         uow.session, include_removed=include_removed, limit=limit, offset=offset
     )
@@ -178,6 +182,7 @@ def add_to_blacklist(
 def remove_from_blacklist(
     entry_id: int, uow: Write, principal: Annotated[Principal, Depends(staff(*BLACKLIST_WRITE))]
 ) -> BlacklistOut:
+    """Remove a blacklist entry (risk officer; audited)."""
     row = service.remove_blacklist_entry(uow.session, entry_id, principal, now=utcnow())
     out = blacklist_out(row)
     uow.commit()
@@ -211,6 +216,7 @@ def audit_log(
     limit: Limit = limits.PAGE_SIZE_DEFAULT,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[AuditEntryOut]:
+    """Read the audit log, newest first, optionally for one entity."""
     rows = audit.recent(uow.session, entity_id=entity_id, limit=limit, before_seq=before_seq)
     return [AuditEntryOut.model_validate(r, from_attributes=True) for r in rows]
 

@@ -263,6 +263,7 @@ def lock(tid: str, body: LockIn, uow: Write, principal: Operator) -> TerminalOut
 
 @router.post("/terminals/{tid}/unlock")
 def unlock(tid: str, uow: Write, principal: Operator) -> TerminalOut:
+    """Unlock a terminal that the TMS or bad MACs locked (operations; audited)."""
     row = tms_service.get_terminal(uow.session, tid, for_update=True)
     terminal_service.unlock(uow.session, row, actor=principal.actor, now=utcnow())
     out = _terminal_out(tms_service.terminal_detail(uow.session, row))
