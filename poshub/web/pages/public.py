@@ -30,8 +30,9 @@ from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import consent, repository, rules
 from poshub.onboarding.mobile import ACCESS_CODE_WRONG, mask_mobile
 from poshub.onboarding.models import Application, ConsentKind
-from poshub.onboarding.schemas import ApplicationIn, ApplicationPatch
+from poshub.onboarding.schemas import ApplicationIn, ApplicationPatch, ConsentsIn
 from poshub.onboarding.service import (
+    CONSENT_OPEN_STATUSES,
     CONSENT_REQUIRED,
     access_code_throttled,
     add_document,
@@ -39,13 +40,17 @@ from poshub.onboarding.service import (
     applicant_actor,
     confirm_mobile,
     create_application,
+    give_consents,
     hash_access_token,
+    missing_consents,
     record_access_code_failure,
     request_mobile_code,
     send_mobile_code,
     submit,
     update_application,
+    withdraw_consent,
 )
+from poshub.onboarding.states import ApplicationStatus
 from poshub.web.api.applications import read_upload
 from poshub.web.deps import (
     PUBLIC,
@@ -326,9 +331,33 @@ def _tracking_page(
             "notice": notice,
             "demo_code": demo_code,
             "code_digits": limits.MOBILE_CODE_DIGITS,
+            **_consent_panel(uow, application, t),
         },
         status_code,
     )
+
+
+CONSENT_LABELS: dict[str, str] = {
+    ConsentKind.PRIVACY_NOTICE.value: N_("Agreement to the privacy notice"),
+    ConsentKind.VERIFICATION_PROVIDER.value: N_(
+        "Consent to send your identity and bank data to the verification provider"
+    ),
+}
+CONSENT_KIND_UNKNOWN = N_("Choose which consent to withdraw.")
+
+
+def _consent_panel(uow: UnitOfWork, application: Application, t: Translator) -> dict[str, Any]:
+    """The tracking page's consent panel: the notice, whether consents may still change
+    (until the decision), and what submission still lacks for want of consent."""
+    return {
+        "consent_labels": CONSENT_LABELS,
+        "consent_open": ApplicationStatus(application.status) in CONSENT_OPEN_STATUSES,
+        "notice_version": consent.PRIVACY_NOTICE_VERSION,
+        "notice_text": consent.notice_text(t.locale),
+        "missing_consents": [
+            t(error.message, error.params) for error in missing_consents(uow.session, application)
+        ],
+    }
 
 
 @router.get("/apply/track/{tracking_number}")
@@ -483,9 +512,11 @@ def _act(
     credential: ApplicantCredential,
     t: Translator,
     action: Callable[[Application], object],
+    *,
+    anchor: str = "",
 ) -> Response:
-    """Run one applicant action and go back to the tracking page; on a refusal, show the
-    page again with the reasons and nothing changed."""
+    """Run one applicant action and go back to the tracking page (at ``anchor``); on a
+    refusal, show the page again with the reasons and nothing changed."""
     application = _own_by_tracking(uow, tracking_number, credential)
     try:
         action(application)
@@ -495,7 +526,7 @@ def _act(
         fresh = _own_by_tracking(uow, tracking_number, credential)
         return _tracking_page(request, uow, fresh, t, messages, status_code)
     uow.commit()
-    return RedirectResponse(f"/apply/track/{tracking_number}", status_code=303)
+    return RedirectResponse(f"/apply/track/{tracking_number}{anchor}", status_code=303)
 
 
 @router.post("/apply/track/{tracking_number}/submit")
@@ -515,6 +546,60 @@ def track_submit(
         t,
         lambda application: submit(uow.session, onboarding, application, now=utcnow()),
     )
+
+
+@router.post("/apply/track/{tracking_number}/consents")
+def track_consent_give(
+    tracking_number: str,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    t: Annotated[Translator, Depends(translator)],
+    notice_version: Annotated[str, Form(max_length=16)] = "",
+    consent_privacy_notice: Annotated[str, Form(max_length=8)] = "",
+    consent_verification_provider: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Give a consent from the tracking page (before the decision), under the notice
+    version the page showed; a verification consent after submission runs the checks again."""
+
+    def action(application: Application) -> None:
+        data = ConsentsIn(
+            notice_version=notice_version.strip() or "-",
+            privacy_notice=consent_privacy_notice == "on",
+            verification_provider=consent_verification_provider == "on",
+        )
+        give_consents(
+            uow.session, application, data, source_address=client_ip(request), now=utcnow()
+        )
+
+    return _act(request, uow, tracking_number, credential, t, action, anchor="#consents")
+
+
+@router.post("/apply/track/{tracking_number}/consents/withdraw")
+def track_consent_withdraw(
+    tracking_number: str,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    t: Annotated[Translator, Depends(translator)],
+    kind: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Withdraw a consent before the decision; after it the page says why it cannot."""
+
+    def action(application: Application) -> None:
+        if kind not in CONSENT_LABELS:
+            raise ValidationFailed(
+                [FieldError("kind", "consent.kind_unknown", CONSENT_KIND_UNKNOWN)]
+            )
+        withdraw_consent(
+            uow.session,
+            application,
+            ConsentKind(kind),
+            source_address=client_ip(request),
+            now=utcnow(),
+        )
+
+    return _act(request, uow, tracking_number, credential, t, action, anchor="#consents")
 
 
 EDITABLE_BY_FORM = (
