@@ -246,6 +246,7 @@ def _world(data_dir: Path, url: str) -> Iterator[World]:
         applications_per_mobile_per_day=1000,
         applications_per_address_per_day=100_000,
         mobile_codes_per_number_per_day=100,
+        mobile_codes_per_address_per_day=100_000,
     )
     state = build_state(settings, database=database, notifier=MemoryNotifier())
     seed_reference_data(database)
