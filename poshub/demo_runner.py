@@ -14,7 +14,7 @@ from rich.table import Table
 from poshub.bootstrap import build_state, open_database, upgrade
 from poshub.core.settings import Settings
 from poshub.demo import ADMIN_PASSWORD, DEMO_MID, DEMO_SERIAL, DEMO_TID, DEMO_USERS, seed
-from poshub.runtime import worker_loop
+from poshub.runtime import anchor_audit_chain, worker_loop
 from poshub.terminals.service import DEMO_TEST_KEY_HEX
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     with database.unit_of_work() as uow:
         created = seed(uow.session, state.onboarding)
         uow.commit()
+    # Anchor the seeded chain outside the database at once, so that `poshub audit verify`
+    # holds from the first minute, with or without the worker (--no-serve).
+    anchor_audit_chain(state)
     base = settings.base_url
     console.rule("[bold red]PosHub demo")
     console.print(

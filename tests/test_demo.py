@@ -70,7 +70,7 @@ def test_no_clear_master_key_in_the_demo_database(state: AppState, settings: Set
 
 
 def test_demo_command_seeds_and_prints_logins(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert main(["--data-dir", str(tmp_path), "demo", "--no-serve"]) == 0
     out = capsys.readouterr().out
@@ -89,6 +89,10 @@ def test_demo_command_seeds_and_prints_logins(
         assert role in out
     assert (tmp_path / "poshub.db").exists()
     assert (tmp_path / "kek.hex").exists()
+    # The seeded chain is anchored outside the database: verify holds without the worker.
+    monkeypatch.setenv("POSHUB_MODE", "demo")  # the demo's KEK file in the data directory
+    assert main(["--data-dir", str(tmp_path), "audit", "verify"]) == 0
+    assert "audit log intact" in capsys.readouterr().out
 
 
 def test_demo_staff_cover_every_maker_checker_step(state: AppState) -> None:
