@@ -12,6 +12,7 @@ page of their own instead: the device secret and the key block are shown that on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -27,12 +28,12 @@ from poshub.catalog.models import FeePlan
 from poshub.contracts import repository as contract_repository
 from poshub.contracts import service as contract_service
 from poshub.contracts.models import AmendmentKind, Contract, ContractStatus, SettlementCycle
-from poshub.contracts.schemas import AmendmentIn, ContractIn
+from poshub.contracts.schemas import AmendmentIn, ContractIn, TerminalLineIn
 from poshub.core import limits
 from poshub.core.clock import business_date
 from poshub.core.crypto import mask_mobile
 from poshub.core.db import UnitOfWork, utcnow
-from poshub.core.errors import N_, NotFound, PosHubError
+from poshub.core.errors import N_, NotFound, PosHubError, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant, MerchantStatus
@@ -49,7 +50,7 @@ from poshub.terminals.schemas import AllocateIn
 from poshub.terminals.service import TerminalSummary
 from poshub.web.api.contracts import pdf_response
 from poshub.web.deps import app_state, client_ip, read_uow, staff, translator, write_uow
-from poshub.web.errors import refusal
+from poshub.web.errors import field_errors, pydantic_errors, refusal
 from poshub.web.roles import (
     CONTRACT_COUNTERSIGN,
     CONTRACT_READ,
@@ -85,6 +86,11 @@ AMENDMENT_KIND_LABELS = {
 }
 CONTRACT_LANGUAGE_LABELS = {"zh": N_("Chinese"), "en": N_("English")}
 NO_FILE = N_("Choose the supplier's CSV file to import.")
+TERMINAL_MODEL_MISSING = N_("Choose the model these terminals are of.")
+TERMINAL_COUNT_MISSING = N_("Give how many terminals of this model the contract covers.")
+TERMINAL_FORM_INVALID = N_("The supplementary agreement was not prepared: see the fields marked.")
+TERMINAL_FORM_SPARE_ROWS = 2
+"""Empty lines offered after the contract's own on the supplementary agreement form."""
 FILE_TOO_LARGE = N_("A stock file is at most 2 MB; split it.")
 
 
@@ -261,6 +267,41 @@ def _merchant_context(
         "exportable": [row.tid for row in terminals if row.kcv and row.serial_number],
         "can_review": principal.has_any(REVIEW_READ),
         "errors": [],
+        "terminal_models": catalog_repository.terminal_models(session) if can_amend else [],
+        "terminal_form": _terminal_form(uow, signed) if can_amend and signed else None,
+    }
+
+
+def _terminal_form(
+    uow: UnitOfWork,
+    signed: Contract,
+    rows: list[dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
+    *,
+    effective_from: str = "",
+    summary: str = "",
+) -> dict[str, Any]:
+    """The supplementary agreement (``terminal_change``) form: one line per model the
+    contract covers, then empty ones; after a refusal, what was typed and each line's errors."""
+    if rows is None:
+        rows = [
+            {"model_code": code, "count": str(count)}
+            for _zh, _en, count, code in contract_service.terminal_lines(uow.session, signed)
+            if code is not None
+        ]
+        rows += [{"model_code": "", "count": ""}] * TERMINAL_FORM_SPARE_ROWS
+        rows = rows[: max(limits.TERMINAL_LINES_MAX, len(rows) - TERMINAL_FORM_SPARE_ROWS)]
+    fields = {"terminals", "effective_from", "summary"} | {
+        f"terminals[{i}].{key}" for i in range(len(rows)) for key in ("model_code", "count")
+    }
+    errors = errors or {}
+    return {
+        "rows": rows,
+        "errors": errors,
+        "other_errors": [message for field, message in errors.items() if field not in fields],
+        "effective_from": effective_from or business_date(utcnow()).isoformat(),
+        "summary": summary,
+        "count_max": limits.TERMINAL_LINE_COUNT_MAX,
     }
 
 
@@ -274,12 +315,15 @@ def _merchant_page(
     errors: list[str] | None = None,
     status_code: int = 200,
     prepare_form: dict[str, str] | None = None,
+    terminal_form: dict[str, Any] | None = None,
 ) -> Response:
     merchant = get_merchant(uow.session, mid)
     context = _merchant_context(uow, merchant, principal, t)
     context["errors"] = errors or []
     if prepare_form:
         context["prepare_form"] = {**context["prepare_form"], **prepare_form}
+    if terminal_form and context["terminal_form"] is not None:
+        context["terminal_form"] = terminal_form
     return _page(request, "admin/merchant.html", context, status_code)
 
 
@@ -381,8 +425,27 @@ def amend_contract(
     account_number: Annotated[str, Form(max_length=40)] = "",
     summary: Annotated[str, Form(max_length=500)] = "",
     language: Annotated[str, Form(max_length=2)] = "",
+    model_code: Annotated[list[str] | None, Form()] = None,
+    count: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
+    """Prepare an amendment of the kind the form names. The supplementary agreement's
+    lines arrive as repeated ``model_code``/``count`` pairs, one pair per line of the form."""
     onboarding = app_state(request).onboarding
+    if kind == AmendmentKind.TERMINAL_CHANGE:
+        rows = [
+            {"model_code": code.strip()[:32], "count": number.strip()[:12]}
+            for code, number in zip(model_code or [], count or [], strict=False)
+        ]
+        return _amend_terminals(
+            request,
+            uow,
+            mid,
+            principal,
+            t,
+            rows,
+            {"effective_from": effective_from.strip(), "summary": summary.strip()},
+            language,
+        )
 
     def action(merchant: Merchant) -> None:
         data: dict[str, Any] = {
@@ -414,6 +477,111 @@ def amend_contract(
         )
 
     return _act(request, uow, mid, principal, t, action)
+
+
+def _terminal_lines(
+    rows: list[dict[str, str]], t: Translator
+) -> tuple[list[dict[str, str]], list[int], dict[str, str]]:
+    """The well-formed lines of the form (empty ones skipped), the form line each came
+    from, and the other lines' errors, each named by its form line's field."""
+    lines: list[dict[str, str]] = []
+    origin: list[int] = []
+    messages: dict[str, str] = {}
+    for index, row in enumerate(rows):
+        if not row["model_code"] and not row["count"]:
+            continue
+        field = f"terminals[{index}]"
+        if not row["model_code"]:
+            messages[f"{field}.model_code"] = t(TERMINAL_MODEL_MISSING)
+            continue
+        if not row["count"]:
+            messages[f"{field}.count"] = t(TERMINAL_COUNT_MISSING)
+            continue
+        try:
+            TerminalLineIn.model_validate(row)
+        except ValidationError as exc:
+            for error in pydantic_errors(exc.errors(), t):
+                messages.setdefault(f"{field}.{error['field']}", error["msg"])
+            continue
+        lines.append(row)
+        origin.append(index)
+    return lines, origin, messages
+
+
+_LINE_FIELD = re.compile(r"^terminals\[(\d+)\]")
+
+
+def _amend_terminals(
+    request: Request,
+    uow: UnitOfWork,
+    mid: str,
+    principal: Principal,
+    t: Translator,
+    rows: list[dict[str, str]],
+    form: dict[str, str],
+    language: str,
+) -> Response:
+    """Prepare a supplementary agreement from the form; every problem of every line is
+    shown at once next to its field (the form's own, the schema's and the service's)."""
+    merchant = get_merchant(uow.session, mid)
+    lines, origin, messages = _terminal_lines(rows, t)
+    line_problems = bool(messages)
+
+    def on_form(field: str) -> str:
+        """``terminals[k]…`` of the request → the form line it came from."""
+        match = _LINE_FIELD.match(field)
+        if match and int(match[1]) < len(origin):
+            return f"terminals[{origin[int(match[1])]}]{field[match.end() :]}"
+        return field
+
+    data: dict[str, Any] = {"kind": AmendmentKind.TERMINAL_CHANGE.value, **form}
+    data["terminals"] = lines or None
+    if language:
+        data["language"] = language
+    try:
+        amendment = AmendmentIn.model_validate(data)
+    except ValidationError as exc:
+        for error in pydantic_errors(exc.errors(), t):
+            messages.setdefault(on_form(error["field"]), error["msg"])
+    else:
+        try:
+            contract_service.amend(
+                uow.session,
+                app_state(request).onboarding,
+                merchant,
+                principal,
+                amendment,
+                now=utcnow(),
+            )
+        except ValidationFailed as exc:
+            for error in field_errors(exc.errors, t):
+                if line_problems and error["field"] == "terminals":
+                    continue  # about the lines it was given, not those refused above
+                messages.setdefault(on_form(error["field"]), error["msg"])
+        except PosHubError as exc:
+            uow.rollback()
+            refused, status_code = refusal(exc, t)
+            return _merchant_page(
+                request, uow, mid, principal, t, errors=refused, status_code=status_code
+            )
+    if messages:
+        uow.rollback()
+        signed = contract_repository.latest_signed(uow.session, merchant.id)
+        terminal_form = (
+            _terminal_form(uow, signed, rows, messages, **form) if signed is not None else None
+        )
+        return _merchant_page(
+            request,
+            uow,
+            mid,
+            principal,
+            t,
+            errors=[t(TERMINAL_FORM_INVALID)],
+            status_code=422,
+            terminal_form=terminal_form,
+        )
+    uow.commit()
+    return RedirectResponse(f"/admin/merchants/{mid}#contracts", status_code=303)
 
 
 @router.post("/merchants/{mid}/contracts/{contract_id}/countersign")
