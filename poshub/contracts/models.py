@@ -93,3 +93,8 @@ class Contract(Base):
     countersigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     countersigned_ip: Mapped[str | None] = mapped_column(String(64))
     withdrawn_at: Mapped[dt.datetime | None]
+    purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """When the merchant's personal data was purged after its retention period: the signer,
+    account holder and number, signing address and the personal terms are blanked and the
+    PDF deleted (``poshub.privacy``); the only change a signed contract accepts (migration
+    0013's trigger), and none after it."""

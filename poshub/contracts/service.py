@@ -27,7 +27,7 @@ from poshub.contracts.schemas import AmendmentIn, ContractIn, SignIn
 from poshub.core import audit, ids, limits
 from poshub.core.audit import Actor, ActorKind
 from poshub.core.crypto import mask_mobile, mask_tail, sha256_hex
-from poshub.core.errors import N_, Conflict, FieldError, Forbidden, ValidationFailed
+from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from poshub.core.sequences import take_next
 from poshub.merchants import service as merchant_service
 from poshub.merchants.models import Merchant, MerchantStatus
@@ -833,8 +833,17 @@ TAMPERED = N_(
 )
 
 
+PURGED = N_(
+    "The PDF of contract {number} was deleted with the merchant's personal data after the "
+    "retention period; its hash is kept."
+)
+
+
 def pdf_bytes(deps: OnboardingDeps, contract: Contract) -> bytes:
-    """The stored PDF, verified against the hash in the row; a mismatch is refused."""
+    """The stored PDF, verified against the hash in the row; a mismatch is refused, and a
+    purged contract has none (404 ``contract_purged``)."""
+    if contract.purged_at is not None:
+        raise NotFound(PURGED, code="contract_purged", number=contract.contract_number)
     try:
         # The store re-hashes what it reads and refuses bytes that do not match.
         data = deps.store.get(contract.pdf_sha256)

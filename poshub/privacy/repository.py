@@ -12,14 +12,16 @@ from sqlalchemy.orm import Session
 
 from poshub.contracts.models import Contract
 from poshub.core.db import Base, table_of
-from poshub.fieldwork.models import WorkOrder, WorkOrderPhoto
+from poshub.fieldwork.models import WorkOrder, WorkOrderPhoto, WorkOrderStep
 from poshub.merchants.models import Merchant, MerchantStatus
 from poshub.notify.models import Notification
 from poshub.onboarding.models import (
+    AccessCodeFailure,
     Application,
     ApplicationConsent,
     ApplicationEvent,
     Document,
+    MobileChallenge,
 )
 from poshub.terminals.models import Terminal, TerminalStatus
 
@@ -111,8 +113,16 @@ def digests_in_use(session: Session, digests: Collection[str]) -> set[str]:
         return set()
     wanted = list(digests)
     used: set[str] = set()
-    for column in (Document.sha256, Contract.pdf_sha256, WorkOrderPhoto.sha256):
+    for column in (Document.sha256, WorkOrderPhoto.sha256):
         used.update(session.execute(select(column).where(column.in_(wanted))).scalars())
+    # A purged contract keeps the hash of what was signed, not the file.
+    used.update(
+        session.execute(
+            select(Contract.pdf_sha256).where(
+                Contract.pdf_sha256.in_(wanted), Contract.purged_at.is_(None)
+            )
+        ).scalars()
+    )
     return used
 
 
@@ -156,4 +166,75 @@ def anonymise_work_orders(session: Session, merchant_id: int, placeholder: str) 
         update(WorkOrder)
         .where(WorkOrder.merchant_id == merchant_id)
         .values(site_address=placeholder, contact_mobile="")
+    )
+
+
+def contracts_of_merchant(session: Session, merchant_id: int) -> Sequence[Contract]:
+    """Every version of the merchant's contracts not yet purged."""
+    return (
+        session.execute(
+            select(Contract).where(
+                Contract.merchant_id == merchant_id, Contract.purged_at.is_(None)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+def anonymise_contract(session: Session, contract_id: str, values: Mapping[str, Any]) -> None:
+    """One UPDATE of exactly the personal columns and the purge mark: the only change the
+    database lets through on a signed contract (migration 0013)."""
+    _update(session, Contract, Contract.id == contract_id, values)
+
+
+def delete_mobile_challenges(session: Session, application_id: str) -> None:
+    """The SMS codes sent to prove the applicant's mobile (they hold the number and the
+    requesting address)."""
+    session.execute(delete(MobileChallenge).where(MobileChallenge.application_id == application_id))
+
+
+def forget_access_code_failures(session: Session, before: dt.datetime) -> None:
+    """Wrong tracking access codes older than the throttle's window: they count for
+    nothing any more, and hold the address they came from."""
+    session.execute(delete(AccessCodeFailure).where(AccessCodeFailure.at < before))
+
+
+def work_order_photo_digests(session: Session, merchant_id: int) -> set[str]:
+    return set(
+        session.execute(
+            select(WorkOrderPhoto.sha256)
+            .join(WorkOrder, WorkOrder.id == WorkOrderPhoto.work_order_id)
+            .where(WorkOrder.merchant_id == merchant_id)
+        ).scalars()
+    )
+
+
+def delete_work_order_photos(session: Session, merchant_id: int) -> int:
+    orders = select(WorkOrder.id).where(WorkOrder.merchant_id == merchant_id)
+    result = session.execute(
+        delete(WorkOrderPhoto)
+        .where(WorkOrderPhoto.work_order_id.in_(orders))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def work_orders_of_merchant(session: Session, merchant_id: int) -> Sequence[WorkOrder]:
+    return (
+        session.execute(select(WorkOrder).where(WorkOrder.merchant_id == merchant_id))
+        .scalars()
+        .all()
+    )
+
+
+def work_order_steps(session: Session, work_order_ids: Collection[str]) -> Sequence[WorkOrderStep]:
+    if not work_order_ids:
+        return []
+    return (
+        session.execute(
+            select(WorkOrderStep).where(WorkOrderStep.work_order_id.in_(list(work_order_ids)))
+        )
+        .scalars()
+        .all()
     )

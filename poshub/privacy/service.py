@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,13 @@ ANONYMISED = "***"
 
 PERSONAL_APPLICATION_TABLES = ("application_beneficial_owners",)
 """Per-application tables of people other than the applicant, deleted whole by the purge."""
+
+PERSONAL_WORK_ORDER_KEYS = frozenset({"received_by", "signer_name"})
+"""Names of people recorded by work-order steps (who took the delivery, who signed the
+training off): anonymised in the orders' and the steps' data."""
+FREE_TEXT_WORK_ORDER_KEYS = frozenset({"note", "notes", "reason"})
+"""Free text recorded by work-order steps, which may name or describe people: emptied.
+Technical records (checklists, serial numbers, diagnosis and repair) stay."""
 
 
 def close_merchant(
@@ -102,6 +110,87 @@ def _keeps_business_identity(applicant_kind: str) -> bool:
     return ApplicantKind(applicant_kind) is not ApplicantKind.INDIVIDUAL
 
 
+def anonymised_record(data: Any) -> Any:
+    """A work order's or step's recorded data without people's names and free text."""
+    if isinstance(data, dict):
+        return {key: _anonymised_value(key, value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [anonymised_record(item) for item in data]
+    return data
+
+
+def _anonymised_value(key: str, value: Any) -> Any:
+    if key in PERSONAL_WORK_ORDER_KEYS and value:
+        return ANONYMISED
+    if key in FREE_TEXT_WORK_ORDER_KEYS and value:
+        return ""
+    return anonymised_record(value)
+
+
+def anonymised_terms(terms: dict[str, Any], *, business: bool, enterprise: bool) -> dict[str, Any]:
+    """A contract's terms snapshot without the personal data: the party B of an individual,
+    the representative, an ID number's masked form, the address, the mobile, a natural
+    person's account holder and the free-text summary. Keys keep their place (the
+    database compares the rest of the snapshot as it was)."""
+
+    def blank(key: str, anonymise: bool = True) -> None:
+        if key in out and out[key] is not None and anonymise:
+            out[key] = ANONYMISED
+
+    out = dict(terms)
+    blank("merchant_legal_name", not business)
+    blank("merchant_business_name", not business)
+    blank("merchant_representative")
+    blank("merchant_identifier_masked", out.get("merchant_identifier_kind") != "uscc")
+    blank("merchant_address")
+    blank("merchant_mobile_masked")
+    blank("account_name", not enterprise)
+    if "change_summary" in out:
+        out["change_summary"] = None
+    return out
+
+
+def _purge_contracts(
+    session: Session, merchant_id: int, *, business: bool, enterprise: bool, now: dt.datetime
+) -> set[str]:
+    """Anonymise every version of the merchant's contracts, signed ones included (the one
+    change their trigger allows); returns the PDFs' digests. The contract numbers,
+    versions, dates, fee plan and the hashes of what was signed stay for the accounts."""
+    digests: set[str] = set()
+    for contract in repository.contracts_of_merchant(session, merchant_id):
+        repository.anonymise_contract(
+            session,
+            contract.id,
+            {
+                "merchant_signer_name": ANONYMISED if contract.merchant_signer_name else None,
+                "account_name": contract.account_name if enterprise else ANONYMISED,
+                "account_number_enc": b"",
+                "merchant_signed_ip": None,
+                "merchant_signed_user_agent": None,
+                "change_summary": None,
+                "terms": anonymised_terms(contract.terms, business=business, enterprise=enterprise),
+                "purged_at": now,
+            },
+        )
+        digests.add(contract.pdf_sha256)
+    return digests
+
+
+def _purge_work_orders(session: Session, merchant_id: int) -> tuple[set[str], int]:
+    """Addresses, contact mobiles, people's names and free text of the merchant's work
+    orders and their steps; the photos (rows; their digests are returned)."""
+    repository.anonymise_work_orders(session, merchant_id, ANONYMISED)
+    orders = repository.work_orders_of_merchant(session, merchant_id)
+    for order in orders:
+        order.data = anonymised_record(order.data)
+    for step in repository.work_order_steps(session, [order.id for order in orders]):
+        step.data = anonymised_record(step.data)
+        step.note = ""
+    digests = repository.work_order_photo_digests(session, merchant_id)
+    photos = repository.delete_work_order_photos(session, merchant_id)
+    return digests, photos
+
+
 def purge_due(
     session: Session,
     *,
@@ -116,10 +205,15 @@ def purge_due(
     status, credit code, masked account (last four digits), fee and contract references,
     the timeline's kinds and times, the consent records without their address. Gone:
     names of natural persons, ID and account numbers (ciphertexts and lookup tokens),
-    mobiles, street addresses, uploaded documents (rows and files), free text.
+    mobiles, street addresses, uploaded documents, work-order photos and contract PDFs
+    (rows and files; a purged contract keeps its hashes), SMS-code records, free text.
+    Wrong tracking access codes past the throttle's window go on every run.
     """
     cutoff = retention.purge_cutoff(business_date(now), retention_years)
     result = PurgeResult()
+    repository.forget_access_code_failures(
+        session, now - dt.timedelta(minutes=limits.ACCESS_CODE_FAILURE_WINDOW_MINUTES)
+    )
     for merchant in repository.merchants_due(session, cutoff, limit):
         business = _keeps_business_identity(merchant.applicant_kind)
         enterprise = ApplicantKind(merchant.applicant_kind) is ApplicantKind.ENTERPRISE
@@ -158,6 +252,7 @@ def purge_due(
                 "agent_id_number_enc": None,
                 "agent_id_number_token": None,
                 "agent_id_number_masked": None,
+                "source_address": None,
                 "purged_at": now,
             },
         )
@@ -168,8 +263,14 @@ def purge_due(
         repository.blank_event_bodies(session, application_id)
         repository.blank_consent_addresses(session, application_id)
         repository.blank_notifications(session, [application_id, merchant.mid])
+        repository.delete_mobile_challenges(session, application_id)
         repository.anonymise_terminals(session, merchant.id, ANONYMISED)
-        repository.anonymise_work_orders(session, merchant.id, ANONYMISED)
+        digests |= _purge_contracts(
+            session, merchant.id, business=business, enterprise=enterprise, now=now
+        )
+        photo_digests, photos = _purge_work_orders(session, merchant.id)
+        digests |= photo_digests
+        session.flush()
         result.files |= digests - repository.digests_in_use(session, digests)
         audit.record(
             session,
@@ -184,6 +285,7 @@ def purge_due(
                 else None,
                 "retention_years": retention_years,
                 "documents_deleted": documents,
+                "photos_deleted": photos,
             },
         )
         result.mids.append(merchant.mid)

@@ -8,14 +8,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from poshub.bootstrap import AppState
 from poshub.cli import main
+from poshub.contracts.models import Contract
 from poshub.core import ids
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.core.settings import Settings
+from poshub.demo import tiny_png
 from poshub.onboarding import repository as onboarding_repository
+from poshub.onboarding.models import AccessCodeFailure, Application, MobileChallenge
 from poshub.privacy.retention import years_before
 from tests.conftest import TEST_KEK
 from tests.factories import (
@@ -228,3 +233,186 @@ def test_the_worker_purges_in_bounded_batches(
     assert run_worker(client)["merchants_purged"] == 1
     assert run_worker(client)["merchants_purged"] == 0
     assert all(_merchant(client, mid)["purged_at"] for mid in mids)
+
+
+# --- Contracts, SMS codes, addresses and field work (issue 8 follow-up) -------------------------
+
+
+def _site_survey_with_photo(client: TestClient, mid: str) -> tuple[str, str]:
+    """A site survey with a photo, an appointment note naming a person and a cancellation
+    reason, over HTTP as operations and the technician do; its number and photo hash."""
+    ops = login(client, "ops")
+    response = client.post(
+        "/api/v1/work-orders",
+        json={"kind": "site_survey", "mid": mid, "technician": "tech"},
+        headers=ops,
+    )
+    assert response.status_code == 201, response.text
+    number: str = response.json()["number"]
+    tech = login(client, "tech")
+    photo = client.post(
+        f"/api/v1/work-orders/{number}/photos",
+        files={"file": ("shop.png", tiny_png("purge-photo"), "image/png")},
+        data={"caption": "门头"},
+        headers=tech,
+    )
+    assert photo.status_code == 201, photo.text
+    scheduled = client.post(
+        f"/api/v1/work-orders/{number}/steps/scheduled",
+        json={
+            "appointment_at": (utcnow() + dt.timedelta(days=1)).isoformat(),
+            "note": "联系店主王小明 13800138000",
+        },
+        headers=tech,
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    cancelled = client.post(
+        f"/api/v1/work-orders/{number}/steps/cancelled",
+        json={"reason": "王小明说店已转让"},
+        headers=login(client, "ops"),
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    sha256: str = photo.json()["sha256"]
+    return number, sha256
+
+
+def test_purge_anonymises_signed_contracts_sms_codes_addresses_and_field_work(
+    client: TestClient,
+    state: AppState,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    created, mid = contracted_merchant(client)
+    number, photo_sha = _site_survey_with_photo(client, mid)
+    ops = login(client, "ops")
+    [contract] = client.get(f"/api/v1/merchants/{mid}/contracts", headers=ops).json()
+    assert contract["status"] == "signed"
+    assert contract["merchant_signer_name"] not in (None, "***")
+    assert contract["merchant_signed_ip"]
+    store = state.onboarding.store
+    assert store.exists(contract["pdf_sha256"])
+    assert store.exists(photo_sha)
+    with state.db.unit_of_work() as uow:
+        session = uow.session
+        assert session.scalar(
+            select(func.count())
+            .select_from(MobileChallenge)
+            .where(MobileChallenge.application_id == created["id"])
+        )
+        application = session.get(Application, created["id"])
+        assert application is not None
+        application.source_address = "203.0.113.9"  # as the web form records it
+        uow.commit()
+
+    assert _close(client, mid, FIVE_YEARS_AGO - dt.timedelta(days=1)).status_code == 200
+    assert _cli_purge(settings, monkeypatch) == 0
+    assert f"purged merchant {mid}" in capsys.readouterr().out
+
+    # The signed contract: numbers, dates, plan and the hashes of what was signed stay;
+    # the people, the account and the addresses go, and so does the PDF file.
+    ops = login(client, "ops")
+    [purged] = client.get(f"/api/v1/merchants/{mid}/contracts", headers=ops).json()
+    for key in ("contract_number", "version", "status", "effective_from", "pdf_sha256"):
+        assert purged[key] == contract[key]
+    assert purged["fee_plan_code"] == contract["fee_plan_code"]
+    assert purged["merchant_signed_at"] == contract["merchant_signed_at"]
+    assert purged["merchant_signer_name"] == "***"
+    assert purged["merchant_signed_ip"] is None
+    terms = purged["terms"]
+    assert terms["merchant_address"] == "***"
+    assert terms["merchant_representative"] == "***"
+    assert terms["account_name"] == "***"
+    assert terms["merchant_mobile_masked"] == "***"
+    assert terms["merchant_business_name"] == contract["terms"]["merchant_business_name"]
+    assert contract["merchant_signer_name"] not in str(purged)
+    pdf = client.get(f"/api/v1/merchants/{mid}/contracts/{contract['id']}/pdf", headers=ops)
+    assert pdf.status_code == 404
+    assert pdf.json()["error"] == "contract_purged"
+    assert not store.exists(contract["pdf_sha256"])
+
+    # The field work: photos (rows and file), address, mobile, names and notes.
+    order = client.get(f"/api/v1/work-orders/{number}", headers=ops).json()
+    assert order["photos"] == []
+    assert not store.exists(photo_sha)
+    assert (order["site_address"], order["contact_mobile"]) == ("***", "")
+    assert "王小明" not in str(order)
+    assert "13800138000" not in str(order)
+    assert [s["to_status"] for s in order["steps"]][-1] == "cancelled"  # the history stays
+
+    with state.db.unit_of_work() as uow:
+        session = uow.session
+        row = session.get(Contract, contract["id"])
+        assert row is not None
+        assert row.account_number_enc == b""
+        assert row.merchant_signed_user_agent is None
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(MobileChallenge)
+                .where(MobileChallenge.application_id == created["id"])
+            )
+            == 0
+        )
+        application = session.get(Application, created["id"])
+        assert application is not None
+        assert application.source_address is None
+
+
+def _signed_contract_id(client: TestClient, mid: str) -> str:
+    contracts = client.get(f"/api/v1/merchants/{mid}/contracts", headers=login(client, "ops"))
+    contract_id: str = contracts.json()[0]["id"]
+    return contract_id
+
+
+def _refused(state: AppState, statement: str, **params: Any) -> None:
+    with state.db.unit_of_work() as uow:
+        with pytest.raises(DBAPIError, match="immutable"):
+            uow.session.execute(text(statement), params)
+        uow.session.rollback()
+
+
+def test_a_signed_contract_accepts_the_purge_and_no_other_change(
+    client: TestClient, state: AppState
+) -> None:
+    _, mid = contracted_merchant(client)
+    contract_id = _signed_contract_id(client, mid)
+    at = {"id": contract_id, "now": utcnow()}
+    # An ordinary change, and a change dressed up as a purge, are both refused.
+    _refused(state, "UPDATE contracts SET merchant_signer_name = '***' WHERE id = :id", **at)
+    _refused(
+        state,
+        "UPDATE contracts SET purged_at = :now, pdf_sha256 = :h WHERE id = :id",
+        h="0" * 64,
+        **at,
+    )
+    _refused(state, "UPDATE contracts SET purged_at = :now, term_months = 1 WHERE id = :id", **at)
+    _refused(state, "DELETE FROM contracts WHERE id = :id", **at)
+
+    assert _close(client, mid, FIVE_YEARS_AGO - dt.timedelta(days=1)).status_code == 200
+    result = run_worker(client)
+    assert result["merchants_purged"] == 1
+    # Once purged, nothing changes it again, not even another purge.
+    _refused(state, "UPDATE contracts SET purged_at = :now WHERE id = :id", **at)
+    _refused(state, "UPDATE contracts SET merchant_signer_name = NULL WHERE id = :id", **at)
+    _refused(state, "DELETE FROM contracts WHERE id = :id", **at)
+
+
+def test_the_purge_also_forgets_stale_access_code_failures(
+    client: TestClient,
+    state: AppState,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with state.db.unit_of_work() as uow:
+        onboarding_repository.insert_access_code_failure(
+            uow.session, "198.51.100.7", utcnow() - dt.timedelta(hours=1), forget_before=utcnow()
+        )
+        onboarding_repository.insert_access_code_failure(
+            uow.session, "198.51.100.8", utcnow(), forget_before=utcnow() - dt.timedelta(hours=1)
+        )
+        uow.commit()
+    assert _cli_purge(settings, monkeypatch) == 0
+    with state.db.unit_of_work() as uow:
+        left = uow.session.execute(select(AccessCodeFailure.source_address)).scalars().all()
+    assert left == ["198.51.100.8"]
