@@ -75,7 +75,7 @@ from poshub.fieldwork.states import (
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant, MerchantStatus
 from poshub.onboarding import repository as onboarding_repository
-from poshub.onboarding.documents import PDF, Rejection, sniff
+from poshub.onboarding.documents import PDF, Rejection, reencode_image, sniff
 from poshub.staff import repository as staff_repository
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -1131,7 +1131,9 @@ def add_photo(
     caption: str | None,
     now: dt.datetime,
 ) -> WorkOrderPhoto:
-    """A photo taken on site (JPG or PNG, recognised by its bytes)."""
+    """A photo taken on site (JPG or PNG, recognised by its bytes), screened like an
+    applicant's document: decoded and re-encoded (metadata such as EXIF and its GPS
+    position gone), trailing data, bombs and broken images refused (422 naming ``file``)."""
     if not (is_operations(principal) or is_assignee(principal, order)):
         raise _not_yours(order)
     if len(content) > limits.WORK_ORDER_PHOTO_BYTES_MAX:
@@ -1152,6 +1154,11 @@ def add_photo(
                     N_("Only JPG and PNG photos are accepted (the file's content is neither)."),
                 )
             ]
+        )
+    screened = reencode_image(content, verdict)
+    if isinstance(screened, Rejection):
+        raise ValidationFailed(
+            [FieldError("file", screened.code, screened.message, screened.params)]
         )
     text = (caption or "").strip()
     if len(text) > CAPTION_LENGTH_MAX:
@@ -1177,12 +1184,12 @@ def add_photo(
             code="too_many_photos",
             limit=str(limits.WORK_ORDER_PHOTOS_MAX),
         )
-    digest = store.put(content)
+    digest = store.put(screened.data)
     photo = WorkOrderPhoto(
         work_order_id=order.id,
         sha256=digest,
-        content_type=verdict,
-        size_bytes=len(content),
+        content_type=screened.content_type,
+        size_bytes=len(screened.data),
         caption=text,
         uploaded_by=principal.username,
         uploaded_at=now,

@@ -5,10 +5,12 @@ shipping, photos and the SLA clock."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -580,9 +582,11 @@ def test_photos_are_checked_by_content_size_and_count(
     number = create(state, "site_survey", mid=site.mid, technician="tech")
     photo = add_photo(state, "tech", number, PNG)
     assert photo.content_type == "image/png"
-    assert state.onboarding.store.get(photo.sha256) == PNG
-    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-    assert add_photo(state, "ops", number, jpeg).content_type == "image/jpeg"
+    with Image.open(io.BytesIO(state.onboarding.store.get(photo.sha256))) as stored:
+        assert stored.size == (8, 8)  # re-encoded: the same picture, not the same bytes
+    jpeg = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 120, 200)).save(jpeg, "JPEG")
+    assert add_photo(state, "ops", number, jpeg.getvalue()).content_type == "image/jpeg"
     for content in (PDF, EXECUTABLE_AS_PDF, b"", b"GIF89a...."):
         with pytest.raises(ValidationFailed) as refused:
             add_photo(state, "tech", number, content)
