@@ -35,7 +35,7 @@ from poshub.web.api import (
 )
 from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.edge import BodyLimit, BodyTooLarge, body_too_large, refuse_nul
-from poshub.web.pages import admin, apidocs, contract, public, technician, terminal
+from poshub.web.pages import admin, apidocs, contract, keys, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
 from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
@@ -150,6 +150,7 @@ def create_app(state: AppState) -> FastAPI:
         fieldwork.router,
         technician.router,
         fleet_pages.router,
+        keys.router,
         transaction_pages.router,
         terminal.router,
         admin.router,

@@ -23,7 +23,7 @@ from poshub.web.security import CSRF_COOKIE, csrf_token_for, new_csrf_cookie
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-STATIC_VERSION = "3"
+STATIC_VERSION = "4"
 """Bump when a file under static/ changes, so browsers fetch the new one."""
 
 

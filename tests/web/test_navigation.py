@@ -15,6 +15,7 @@ MENU = {
     "/admin/applications": {"reviewer", "risk", "auditor"},
     "/admin/merchants": {"reviewer", "risk", "ops", "support", "auditor", "admin"},
     "/admin/inventory": {"ops", "tech", "support", "auditor", "admin"},
+    "/admin/keys": {"ops"},
     "/tech/dispatch": {"ops"},
     "/admin/transactions": {"ops", "risk", "support", "auditor", "admin"},
     "/admin/blacklist": {"reviewer", "risk", "auditor"},

@@ -21,9 +21,10 @@ from poshub.core.errors import N_, NotFound
 from poshub.gateway import service as gateway_service
 from poshub.merchants import repository as merchant_repository
 from poshub.staff.service import Principal
+from poshub.terminals import repository as terminal_repository
 from poshub.terminals import tms_service
 from poshub.web.deps import read_uow, staff
-from poshub.web.roles import MERCHANT_READ, TERMINAL_PAGE_READ, TRANSACTION_READ
+from poshub.web.roles import FLEET_WRITE, MERCHANT_READ, TERMINAL_PAGE_READ, TRANSACTION_READ
 from poshub.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -37,6 +38,20 @@ NO_TERMINAL = N_("No terminal has this TID.")
 
 @router.get("/terminals/{tid}")
 def terminal_page(tid: str, request: Request, uow: Read, principal: Reader) -> Response:
+    return terminal_response(request, uow, tid, principal)
+
+
+def terminal_response(
+    request: Request,
+    uow: UnitOfWork,
+    tid: str,
+    principal: Principal,
+    *,
+    export_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The terminal page; ``export_errors`` are a refused key export request's reasons
+    (by field: ``transport_key_kcv`` or ``form``), shown beside its form."""
     if not _TID.fullmatch(tid):
         # The TMS lookup would take the first eight characters of anything.
         raise NotFound(NO_TERMINAL, code="terminal_not_found")
@@ -53,6 +68,14 @@ def terminal_page(tid: str, request: Request, uow: Read, principal: Reader) -> R
         "can_read_merchant": principal.has_any(MERCHANT_READ),
         "can_read_transactions": can_read_transactions,
         "recent_max": limits.TERMINAL_RECENT_TRANSACTIONS,
+        # Key export requests (pages/keys.py): operations pick a registered transport key.
+        "can_request_export": principal.has_any(FLEET_WRITE),
+        "transport_keys": (
+            terminal_repository.active_transport_keys(session)
+            if principal.has_any(FLEET_WRITE)
+            else []
+        ),
+        "export_errors": export_errors or {},
     }
     if can_read_transactions:
         activity = gateway_service.terminal_activity(session, detail.terminal.tid)
@@ -61,4 +84,4 @@ def terminal_page(tid: str, request: Request, uow: Read, principal: Reader) -> R
     else:
         context["activity"] = None
         context["gateway_session"] = gateway_service.terminal_session(session, detail.terminal.tid)
-    return render(request, "admin/terminal.html", context)
+    return render(request, "admin/terminal.html", context, status_code)
