@@ -98,3 +98,27 @@ def test_the_e_signature_records_the_address_only_a_trusted_proxy_vouches_for(
     )
     assert signed.status_code == 200, signed.text
     assert signed.json()["merchant_signed_ip"] == expected
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_poshub_web_lets_only_the_app_decide_whom_to_believe(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """uvicorn's own proxy_headers (on by default) believes X-Forwarded-For from any peer on
+    127.0.0.1 and rewrites the client address before the app sees it: a client on the same
+    host, or any client behind a proxy that passes the header on, chose its own address.
+    `poshub web` turns it off in every mode of running."""
+    import uvicorn
+
+    from poshub.cli import main
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(kwargs))
+    monkeypatch.setenv("POSHUB_MODE", "demo")
+    # `web --workers N` passes its data directory on through the environment: let
+    # monkeypatch restore it afterwards.
+    monkeypatch.setenv("POSHUB_DATA_DIR", str(tmp_path))
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert main(["--data-dir", str(tmp_path), "web", "--workers", workers]) == 0
+    assert len(seen) == 1
+    assert seen[0]["proxy_headers"] is False
