@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -335,7 +336,8 @@ def test_technician_pages(client: TestClient, site: Site, state: AppState) -> No
     from poshub.core.clock import SHANGHAI
     from poshub.core.db import utcnow
 
-    tomorrow = utcnow().astimezone(SHANGHAI).date().isoformat()
+    # Tomorrow in Shanghai: between 23:00 and midnight there, "today at 23:00" is past.
+    tomorrow = (utcnow().astimezone(SHANGHAI).date() + dt.timedelta(days=1)).isoformat()
     response = client.post(
         f"/tech/orders/{number}/steps/scheduled",
         data={"csrf_token": token, "appointment_at": f"{tomorrow}T23:00", "note": ""},
