@@ -458,6 +458,39 @@ def unlock(session: Session, terminal: Terminal, *, actor: Actor, now: dt.dateti
     audit.record(session, actor, "terminal.unlocked", "terminal", terminal.tid, {})
 
 
+# --- Recall ----------------------------------------------------------------------------
+
+
+def recall(
+    session: Session, terminal: Terminal, *, reason: str, actor: Actor, now: dt.datetime
+) -> None:
+    """Take a terminal out of service for good (the merchant leaves, or the TID is given
+    up): the TID is closed, so the gateway refuses it; its device is returned for
+    inspection and its credential revoked. Closing a merchant needs every TID recalled."""
+    if not reason.strip():
+        raise ValidationFailed(
+            [FieldError("reason", "reason.required", N_("Say why the terminal is recalled."))]
+        )
+    terminal.status = str(ensure_terminal_transition(terminal.status, TerminalStatus.CLOSED))
+    terminal.updated_at = now
+    device = repository.device_of(session, terminal.id)
+    serial = None
+    if device is not None:
+        serial = device.serial_number
+        device.status = str(ensure_device_transition(device.status, DeviceStatus.RETURNED))
+        device.terminal_id = None
+        device.updated_at = now
+        repository.revoke_credentials(session, device.id, now=now)
+    audit.record(
+        session,
+        actor,
+        "terminal.recalled",
+        "terminal",
+        terminal.tid,
+        {"reason": reason.strip()[:300], "serial": serial},
+    )
+
+
 # --- Swap ------------------------------------------------------------------------------
 
 

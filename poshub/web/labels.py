@@ -222,6 +222,7 @@ AUDIT_ACTION_LABELS = {
     "transport_key.refused": N_("Transport key refused"),
     "terminal.locked": N_("Terminal locked"),
     "terminal.unlocked": N_("Terminal unlocked"),
+    "terminal.recalled": N_("Terminal recalled"),
     "terminal.parameters_changed": N_("Terminal parameters changed"),
     "work_order.created": N_("Work order created"),
     "work_order.photo_added": N_("Work order photo added"),

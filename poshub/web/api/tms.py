@@ -271,6 +271,21 @@ def unlock(tid: str, uow: Write, principal: Operator) -> TerminalOut:
     return out
 
 
+@router.post("/terminals/{tid}/recall")
+def recall(tid: str, body: LockIn, uow: Write, principal: Operator) -> TerminalOut:
+    """Recall a terminal for good: the TID is closed and its device returned for inspection.
+
+    The gateway refuses the TID from then on; a merchant can be closed only once every one
+    of its terminals is recalled (409 ``invalid_terminal_transition`` for one already closed)."""
+    row = tms_service.get_terminal(uow.session, tid, for_update=True)
+    terminal_service.recall(
+        uow.session, row, reason=body.reason, actor=principal.actor, now=utcnow()
+    )
+    out = _terminal_out(tms_service.terminal_detail(uow.session, row))
+    uow.commit()
+    return out
+
+
 @router.get("/tms/auth-failures")
 def auth_failures(request: Request, uow: Read, principal: Reader) -> AuthFailureCountsOut:
     """TMS requests refused for their device credential, by reason, across the fleet."""

@@ -37,10 +37,13 @@ from poshub.core.errors import N_, NotFound, PosHubError, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant, MerchantStatus
+from poshub.merchants.schemas import MerchantCloseIn
 from poshub.merchants.service import get_merchant
 from poshub.merchants.states import CONTRACTED_OR_LATER
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.models import Application
+from poshub.privacy import retention
+from poshub.privacy import service as privacy_service
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -57,6 +60,7 @@ from poshub.web.roles import (
     CONTRACT_WRITE,
     FLEET_READ,
     FLEET_WRITE,
+    MERCHANT_CLOSE,
     MERCHANT_READ,
     REVIEW_READ,
 )
@@ -74,6 +78,7 @@ Preparer = Annotated[Principal, Depends(staff(*CONTRACT_WRITE))]
 Countersigner = Annotated[Principal, Depends(staff(*CONTRACT_COUNTERSIGN))]
 FleetReader = Annotated[Principal, Depends(staff(*FLEET_READ))]
 Operations = Annotated[Principal, Depends(staff(*FLEET_WRITE))]
+Closer = Annotated[Principal, Depends(staff(*MERCHANT_CLOSE))]
 
 # The navigation in base.html shows the inventory link only to the roles that may open it.
 templates.env.globals["FLEET_READ"] = FLEET_READ
@@ -199,7 +204,7 @@ def _recommendation(
 
 
 def _merchant_context(
-    uow: UnitOfWork, merchant: Merchant, principal: Principal, t: Translator
+    uow: UnitOfWork, merchant: Merchant, principal: Principal, t: Translator, years: int
 ) -> dict[str, Any]:
     session = uow.session
     application = session.get(Application, merchant.application_id)
@@ -238,6 +243,13 @@ def _merchant_context(
         "can_prepare": can_prepare,
         "can_amend": can_amend,
         "can_countersign": principal.has_any(CONTRACT_COUNTERSIGN),
+        "can_close": principal.has_any(MERCHANT_CLOSE)
+        and merchant.status != MerchantStatus.CLOSED.value,
+        "retained_until": (
+            retention.retained_until(merchant.terminated_on, years)
+            if merchant.terminated_on
+            else None
+        ),
         "plans": plans,
         "proposal": proposal,
         "proposal_reasons": [t(r.message, r.params) for r in proposal.reasons] if proposal else [],
@@ -318,7 +330,8 @@ def _merchant_page(
     terminal_form: dict[str, Any] | None = None,
 ) -> Response:
     merchant = get_merchant(uow.session, mid)
-    context = _merchant_context(uow, merchant, principal, t)
+    years = app_state(request).settings.retention_years
+    context = _merchant_context(uow, merchant, principal, t, years)
     context["errors"] = errors or []
     if prepare_form:
         context["prepare_form"] = {**context["prepare_form"], **prepare_form}
@@ -343,6 +356,7 @@ def _act(
     action: Callable[[Merchant], Any],
     *,
     prepare_form: dict[str, str] | None = None,
+    anchor: str = "contracts",
 ) -> Response:
     """Run one action on the merchant; on a refusal, show its page again with the reasons."""
     merchant = get_merchant(uow.session, mid)
@@ -362,7 +376,7 @@ def _act(
             prepare_form=prepare_form,
         )
     uow.commit()
-    return RedirectResponse(f"/admin/merchants/{mid}#contracts", status_code=303)
+    return RedirectResponse(f"/admin/merchants/{mid}#{anchor}", status_code=303)
 
 
 @router.post("/merchants/{mid}/contracts")
@@ -407,6 +421,37 @@ def prepare_contract(
         )
 
     return _act(request, uow, mid, principal, t, action, prepare_form=form)
+
+
+@router.post("/merchants/{mid}/close")
+def close_merchant(
+    mid: str,
+    request: Request,
+    uow: Write,
+    principal: Closer,
+    t: T,
+    terminated_on: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=600)] = "",
+) -> Response:
+    """End the relationship from the merchant's page, as ``POST /api/v1/merchants/{mid}/close``
+    does: refusals (a date in the future, terminals still in service) come back on the page."""
+    settings = app_state(request).settings
+
+    def action(merchant: Merchant) -> None:
+        body = MerchantCloseIn.model_validate(
+            {"terminated_on": terminated_on.strip(), "reason": reason}
+        )
+        privacy_service.close_merchant(
+            uow.session,
+            merchant,
+            terminated_on=body.terminated_on,
+            reason=body.reason,
+            actor=principal.actor,
+            retention_years=settings.retention_years,
+            now=utcnow(),
+        )
+
+    return _act(request, uow, mid, principal, t, action, anchor="closure")
 
 
 @router.post("/merchants/{mid}/contracts/amendments")
