@@ -76,3 +76,32 @@ def test_refusals_come_back_on_the_page_and_a_closure_shows_its_retention(
     assert f'<dd id="terminated-on">{TODAY.isoformat()}</dd>' in page.text
     kept_until = page.text.split('id="retained-until">')[1].split("<")[0]
     assert kept_until.startswith(str(TODAY.year + 5))
+
+
+def test_operations_recall_a_terminal_from_its_page(client: TestClient) -> None:
+    _, mid = contracted_merchant(client)
+    stock_in(client, ["SN-PAGE-RECALL-1"])
+    allocated = client.post(
+        f"/api/v1/merchants/{mid}/terminals",
+        headers=login(client, "ops"),
+        json={"serial_number": "SN-PAGE-RECALL-1"},
+    )
+    assert allocated.status_code == 201, allocated.text
+    tid = allocated.json()["tid"]
+    client.cookies.set("poshub_lang", "en")
+    page = _page(client, f"/admin/terminals/{tid}")
+    assert 'id="recall-form"' in page.text
+    url = f"/admin/terminals/{tid}/recall"
+    refused = _post(client, url, page, reason=" ")
+    assert refused.status_code == 422
+    assert "Say why the terminal is recalled." in refused.text
+    done = _post(client, url, page, reason="商户终止合作")
+    assert done.status_code == 303
+    page = _page(client, f"/admin/terminals/{tid}")
+    assert 'id="recall-form"' not in page.text  # closed for good
+    assert client.get(f"/api/v1/terminals/{tid}").json()["status"] == "closed"
+
+    login(client, "support")  # reads the fleet, runs nothing
+    page = _page(client, f"/admin/terminals/{tid}")
+    assert 'id="recall-form"' not in page.text
+    assert _post(client, url, page, reason="x").status_code == 403
