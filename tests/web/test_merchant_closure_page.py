@@ -16,6 +16,19 @@ from tests.web.test_fleet_pages import _page, _post
 TODAY = business_date(utcnow())
 
 
+def _merchant_with_a_terminal(client: TestClient, serial: str) -> tuple[str, str]:
+    """A contracted merchant with one allocated terminal: (MID, TID)."""
+    _, mid = contracted_merchant(client)
+    stock_in(client, [serial])
+    allocated = client.post(
+        f"/api/v1/merchants/{mid}/terminals",
+        headers=login(client, "ops"),
+        json={"serial_number": serial},
+    )
+    assert allocated.status_code == 201, allocated.text
+    return mid, str(allocated.json()["tid"])
+
+
 def test_only_operations_and_risk_officers_see_the_closure_form(client: TestClient) -> None:
     _, mid = contracted_merchant(client)
     for username, shown in (("ops", True), ("risk", True), ("reviewer", False), ("support", False)):
@@ -31,15 +44,7 @@ def test_only_operations_and_risk_officers_see_the_closure_form(client: TestClie
 def test_refusals_come_back_on_the_page_and_a_closure_shows_its_retention(
     client: TestClient,
 ) -> None:
-    _, mid = contracted_merchant(client)
-    stock_in(client, ["SN-PAGE-CLOSE-1"])
-    allocated = client.post(
-        f"/api/v1/merchants/{mid}/terminals",
-        headers=login(client, "ops"),
-        json={"serial_number": "SN-PAGE-CLOSE-1"},
-    )
-    assert allocated.status_code == 201, allocated.text
-    tid = allocated.json()["tid"]
+    mid, tid = _merchant_with_a_terminal(client, "SN-PAGE-CLOSE-1")
     url = f"/admin/merchants/{mid}/close"
     client.cookies.set("poshub_lang", "en")  # the assertions read English messages
 
@@ -79,15 +84,7 @@ def test_refusals_come_back_on_the_page_and_a_closure_shows_its_retention(
 
 
 def test_operations_recall_a_terminal_from_its_page(client: TestClient) -> None:
-    _, mid = contracted_merchant(client)
-    stock_in(client, ["SN-PAGE-RECALL-1"])
-    allocated = client.post(
-        f"/api/v1/merchants/{mid}/terminals",
-        headers=login(client, "ops"),
-        json={"serial_number": "SN-PAGE-RECALL-1"},
-    )
-    assert allocated.status_code == 201, allocated.text
-    tid = allocated.json()["tid"]
+    _, tid = _merchant_with_a_terminal(client, "SN-PAGE-RECALL-1")
     client.cookies.set("poshub_lang", "en")
     page = _page(client, f"/admin/terminals/{tid}")
     assert 'id="recall-form"' in page.text
