@@ -64,6 +64,7 @@ from poshub.gateway.constants import (
     MTI,
     REQUIREMENT_NONE,
     REQUIREMENT_SIGN_ON,
+    SECURITY_DOUBLE_PIK,
     SETTLE_BALANCED,
     SETTLE_UNBALANCED,
     TAG_QR_VOUCHER,
@@ -1254,7 +1255,7 @@ class Gateway:
             )
         except PinError as error:
             raise Answer(error.code) from None
-        upstream[F_SECURITY_CONTROL] = "2600000000000000"
+        upstream[F_SECURITY_CONTROL] = SECURITY_DOUBLE_PIK
 
     async def _forward_and_answer(self, x: Exchange) -> bytes:
         """Balance inquiry: forwarded, journalled, no financial effect, never repeated."""

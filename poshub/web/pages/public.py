@@ -70,6 +70,11 @@ from poshub.web.views import applicant_view
 
 router = APIRouter(include_in_schema=False)
 
+Read = Annotated[UnitOfWork, Depends(read_uow)]
+Write = Annotated[UnitOfWork, Depends(write_uow)]
+T = Annotated[Translator, Depends(translator)]
+Credential = Annotated[ApplicantCredential, Depends(applicant())]
+
 ACCOUNT_NUMBER_AGAIN = N_("To change the settlement account, type the full account number again.")
 ANSWER_LENGTH = N_("Please write an answer (2 to 4000 characters).")
 
@@ -116,12 +121,12 @@ def _catalog(uow: UnitOfWork) -> dict[str, Any]:
 
 
 @router.get("/", dependencies=[PUBLIC])
-def home(request: Request, uow: Annotated[UnitOfWork, Depends(read_uow)]) -> Response:
+def home(request: Request, uow: Read) -> Response:
     return render(request, "home.html", _catalog(uow))
 
 
 @router.get("/apply", dependencies=[PUBLIC])
-def apply_form(request: Request, uow: Annotated[UnitOfWork, Depends(read_uow)]) -> Response:
+def apply_form(request: Request, uow: Read) -> Response:
     return render(
         request,
         "apply.html",
@@ -258,7 +263,7 @@ def track_form(request: Request, number: str = "") -> Response:
 @router.post("/apply/track", dependencies=[PUBLIC])
 def track_login(
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
+    uow: Write,
     tracking_number: Annotated[str, Form(max_length=30)],
     access_token: Annotated[str, Form(max_length=100)],
 ) -> Response:
@@ -364,9 +369,9 @@ def _consent_panel(uow: UnitOfWork, application: Application, t: Translator) -> 
 def track(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(read_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Read,
+    credential: Credential,
+    t: T,
 ) -> Response:
     try:
         application = _own_by_tracking(uow, tracking_number, credential)
@@ -387,9 +392,9 @@ DEMO_CODE = N_("Demo: no SMS leaves a demo. The code sent is {code}.")
 def track_mobile_code(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
 ) -> Response:
     """Send the one-time code that proves the mobile number; the page says where it went."""
     state = app_state(request)
@@ -423,9 +428,9 @@ def track_mobile_code(
 def track_mobile_verify(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
     code: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Check the code from the SMS; a wrong one is counted and the page says why."""
@@ -450,7 +455,7 @@ async def track_upload(
     request: Request,
     kind: Annotated[str, Form(max_length=40)],
     file: Annotated[UploadFile, File()],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    credential: Credential,
 ) -> Response:
     t = request_translator(request)
     try:
@@ -533,9 +538,9 @@ def _act(
 def track_submit(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
 ) -> Response:
     onboarding = app_state(request).onboarding
     return _act(
@@ -552,9 +557,9 @@ def track_submit(
 def track_consent_give(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
     notice_version: Annotated[str, Form(max_length=16)] = "",
     consent_privacy_notice: Annotated[str, Form(max_length=8)] = "",
     consent_verification_provider: Annotated[str, Form(max_length=8)] = "",
@@ -579,9 +584,9 @@ def track_consent_give(
 def track_consent_withdraw(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
     kind: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Withdraw a consent before the decision; after it the page says why it cannot."""
@@ -616,7 +621,7 @@ EDITABLE_BY_FORM = (
 async def track_edit(
     tracking_number: str,
     request: Request,
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
+    credential: Credential,
 ) -> Response:
     """The applicant corrects details (draft or when more information was requested)."""
     form = await request.form()
@@ -668,9 +673,9 @@ def _track_edit(
 def track_answer(
     tracking_number: str,
     request: Request,
-    uow: Annotated[UnitOfWork, Depends(write_uow)],
-    credential: Annotated[ApplicantCredential, Depends(applicant())],
-    t: Annotated[Translator, Depends(translator)],
+    uow: Write,
+    credential: Credential,
+    t: T,
     message: Annotated[str, Form()] = "",
 ) -> Response:
     onboarding = app_state(request).onboarding
