@@ -26,6 +26,7 @@ from poshub.contracts.models import AmendmentKind, Contract, ContractStatus, Set
 from poshub.contracts.schemas import AmendmentIn, ContractIn, SignIn
 from poshub.core import audit, ids, limits
 from poshub.core.audit import Actor, ActorKind
+from poshub.core.clock import business_date
 from poshub.core.crypto import mask_mobile, mask_tail, sha256_hex
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from poshub.core.sequences import take_next
@@ -336,8 +337,8 @@ def generate(
     _withdraw_pending(session, merchant, staff.actor, now=now)
     application = session.get(Application, merchant.application_id)
     assert application is not None  # foreign key
-    effective_from = data.effective_from or now.date()
-    _check_effective_date(effective_from, now.date())
+    effective_from = data.effective_from or business_date(now)
+    _check_effective_date(effective_from, business_date(now))
     plan = _plan_for(
         session, data.fee_plan_code, merchant.applicant_kind, effective_from, "fee_plan_code"
     )
@@ -543,7 +544,7 @@ def amend(
             code="no_signed_contract",
             mid=merchant.mid,
         )
-    _check_effective_date(data.effective_from, now.date())
+    _check_effective_date(data.effective_from, business_date(now))
     if data.effective_from < current.effective_from:
         raise ValidationFailed(
             [

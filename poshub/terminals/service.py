@@ -20,6 +20,7 @@ from poshub.contracts import service as contract_service
 from poshub.contracts.models import Contract
 from poshub.core import audit, ids, limits
 from poshub.core.audit import Actor
+from poshub.core.clock import business_date
 from poshub.core.crypto import KeyVault, sha256_hex
 from poshub.core.errors import N_, Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from poshub.core.sequences import take_next
@@ -135,7 +136,7 @@ def allocate(
 ) -> Provisioned:
     """Give a contracted merchant a terminal: a TID under its MID, a device from stock,
     a fresh master key wrapped under the KEK, a device credential and parameters v1."""
-    contract = contract_repository.in_effect(session, merchant.id, now.date())
+    contract = contract_repository.in_effect(session, merchant.id, business_date(now))
     if MerchantStatus(merchant.status) not in CONTRACTED_OR_LATER or contract is None:
         raise Conflict(
             N_(

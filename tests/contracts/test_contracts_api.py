@@ -12,6 +12,8 @@ from pypdf import PdfReader
 from sqlalchemy import text
 
 from poshub.contracts import repository
+from poshub.core.clock import business_date
+from poshub.core.db import utcnow
 from poshub.merchants import repository as merchant_repository
 from tests.factories import (
     approved_merchant,
@@ -193,7 +195,9 @@ def test_amendments_are_new_versions_from_a_date(client: TestClient) -> None:
     countersign(client, mid, contract["id"])
     csrf = login(client, "reviewer")
     url = f"/api/v1/merchants/{mid}/contracts/amendments"
-    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    # Contract dates are business dates (Beijing), whatever the machine's own zone.
+    business_today = business_date(utcnow())
+    tomorrow = (business_today + dt.timedelta(days=2)).isoformat()
 
     response = client.post(
         url,
@@ -236,9 +240,9 @@ def test_amendments_are_new_versions_from_a_date(client: TestClient) -> None:
     with _state(client).db.unit_of_work(read_only=True) as uow:
         merchant = merchant_repository.by_mid(uow.session, mid)
         assert merchant is not None
-        today = repository.in_effect(uow.session, merchant.id, dt.date.today())
+        today = repository.in_effect(uow.session, merchant.id, business_today)
         later = repository.in_effect(
-            uow.session, merchant.id, dt.date.today() + dt.timedelta(days=3)
+            uow.session, merchant.id, business_today + dt.timedelta(days=3)
         )
         assert today is not None
         assert today.version == 1

@@ -62,32 +62,34 @@ def _purged_audit(client: TestClient, mid: str) -> list[dict[str, Any]]:
 def test_closure_needs_a_closing_role_a_reason_and_a_date_not_in_the_future(
     client: TestClient,
 ) -> None:
+    # The business date now, not at import: a run may cross midnight in Beijing.
+    today = business_date(utcnow())
     _, mid = approved_merchant(client)
     for user in ("reviewer", "admin", "support"):
-        assert _close(client, mid, TODAY, user).status_code == 403
+        assert _close(client, mid, today, user).status_code == 403
     csrf = login(client, "ops")
     no_reason = client.post(
         f"/api/v1/merchants/{mid}/close",
         headers=csrf,
-        json={"terminated_on": TODAY.isoformat(), "reason": ""},
+        json={"terminated_on": today.isoformat(), "reason": ""},
     )
     assert no_reason.status_code == 422
     assert "reason" in {d["field"] for d in no_reason.json()["detail"]}
-    future = _close(client, mid, TODAY + dt.timedelta(days=1))
+    future = _close(client, mid, today + dt.timedelta(days=1))
     assert future.status_code == 422
     assert [d["field"] for d in future.json()["detail"]] == ["terminated_on"]
 
-    closed = _close(client, mid, TODAY, "risk")
+    closed = _close(client, mid, today, "risk")
     assert closed.status_code == 200, closed.text
     body = closed.json()
     assert body["status"] == "closed"
-    assert body["terminated_on"] == TODAY.isoformat()
-    assert body["retained_until"] == TODAY.replace(year=TODAY.year + 5).isoformat()
+    assert body["terminated_on"] == today.isoformat()
+    assert body["retained_until"] == today.replace(year=today.year + 5).isoformat()
     login(client, "auditor")
     actions = [r["action"] for r in client.get("/api/v1/audit", params={"entity_id": mid}).json()]
     assert "merchant.closed" in actions
 
-    again = _close(client, mid, TODAY)
+    again = _close(client, mid, today)
     assert again.status_code == 409
     assert again.json()["error"] == "invalid_merchant_transition"
 

@@ -44,17 +44,19 @@ def test_only_operations_and_risk_officers_see_the_closure_form(client: TestClie
 def test_refusals_come_back_on_the_page_and_a_closure_shows_its_retention(
     client: TestClient,
 ) -> None:
+    # The business date now, not at import: a run may cross midnight in Beijing.
+    today = business_date(utcnow())
     mid, tid = _merchant_with_a_terminal(client, "SN-PAGE-CLOSE-1")
     url = f"/admin/merchants/{mid}/close"
     client.cookies.set("poshub_lang", "en")  # the assertions read English messages
 
     page = _page(client, f"/admin/merchants/{mid}")
-    refused = _post(client, url, page, terminated_on=str(TODAY), reason="合同到期不再续约")
+    refused = _post(client, url, page, terminated_on=str(today), reason="合同到期不再续约")
     assert refused.status_code == 409
     assert tid in refused.text  # names the terminal still in service
     assert 'id="close-form"' in refused.text
 
-    tomorrow = TODAY + dt.timedelta(days=1)
+    tomorrow = today + dt.timedelta(days=1)
     refused = _post(client, url, page, terminated_on=str(tomorrow), reason="合同到期不再续约")
     assert refused.status_code == 422
     assert "later than today" in refused.text
@@ -73,14 +75,14 @@ def test_refusals_come_back_on_the_page_and_a_closure_shows_its_retention(
     )
     assert again.status_code == 409
     page = _page(client, f"/admin/merchants/{mid}")
-    closed = _post(client, url, page, terminated_on=str(TODAY), reason="合同到期不再续约")
+    closed = _post(client, url, page, terminated_on=str(today), reason="合同到期不再续约")
     assert closed.status_code == 303, closed.text[:500]
     assert closed.headers["location"].endswith("#closure")
     page = _page(client, f"/admin/merchants/{mid}?lang=zh_CN")
     assert 'id="close-form"' not in page.text
-    assert f'<dd id="terminated-on">{TODAY.isoformat()}</dd>' in page.text
+    assert f'<dd id="terminated-on">{today.isoformat()}</dd>' in page.text
     kept_until = page.text.split('id="retained-until">')[1].split("<")[0]
-    assert kept_until.startswith(str(TODAY.year + 5))
+    assert kept_until.startswith(str(today.year + 5))
 
 
 def test_operations_recall_a_terminal_from_its_page(client: TestClient) -> None:
