@@ -11,6 +11,7 @@ from poshub.gateway import models as gateway_models
 from poshub.merchants import models as merchant_models
 from poshub.notify import models as notify_models
 from poshub.onboarding import models as onboarding_models
+from poshub.risk import models as risk_models
 from poshub.staff import models as staff_models
 from poshub.terminals import models as terminal_models
 
@@ -26,6 +27,7 @@ __all__ = [
     "metadata",
     "notify_models",
     "onboarding_models",
+    "risk_models",
     "sequences",
     "staff_models",
     "terminal_models",

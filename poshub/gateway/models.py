@@ -102,6 +102,9 @@ class GatewayTransaction(Base):
     """HMAC-SHA256 of the PAN under a KEK-derived key: finds a card's transactions
     without storing the number."""
     entry_mode: Mapped[str | None] = mapped_column(String(3))
+    channel: Mapped[str | None] = mapped_column(String(8))
+    """``debit``, ``credit`` (the card's kind from its BIN) or ``qr``: what limits,
+    risk rules and fees go by (poshub/risk/bins.py)."""
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     response_code: Mapped[str | None] = mapped_column(String(2))

@@ -53,3 +53,9 @@ class Merchant(Base):
     closure_reason: Mapped[str | None] = mapped_column(String(500))
     purged_at: Mapped[dt.datetime | None]
     """When the purge job anonymised the merchant's personal data."""
+    risk_grade: Mapped[str | None] = mapped_column(String(8))
+    """The grade in force (poshub/risk/grading.py); its history is merchant_risk_grades."""
+    opening_time: Mapped[str | None] = mapped_column(String(5))
+    """Declared business hours, ``HH:MM`` Beijing time; NULL when none were declared.
+    A closing time before the opening time means the business runs past midnight."""
+    closing_time: Mapped[str | None] = mapped_column(String(5))

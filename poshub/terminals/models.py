@@ -93,6 +93,10 @@ class Terminal(Base):
     contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
     """The signed contract under which the terminal was allocated."""
     install_address: Mapped[str] = mapped_column(String(300))
+    install_latitude: Mapped[str | None] = mapped_column(String(16))
+    install_longitude: Mapped[str | None] = mapped_column(String(16))
+    """Where the terminal was registered as installed (decimal degrees, WGS-84); a
+    heartbeat farther away than the relocation rule allows raises a 移机 alert."""
     locked_reason: Mapped[str | None] = mapped_column(String(300))
     locked_at: Mapped[dt.datetime | None]
     activated_at: Mapped[dt.datetime | None]
