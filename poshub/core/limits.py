@@ -317,3 +317,28 @@ ACCESS_CODE_FAILURES_PER_ADDRESS: Final = 10
 """Wrong access codes one source address may enter on the tracking login within
 :data:`ACCESS_CODE_FAILURE_WINDOW_MINUTES`; then it must wait."""
 ACCESS_CODE_FAILURE_WINDOW_MINUTES: Final = 15
+
+
+# --- Risk control (poshub/risk/) -----------------------------------------------------
+AMOUNT_FEN_MAX: Final = 999_999_999_999
+"""The largest amount field 4 can carry (12 digits): no limit or threshold exceeds it."""
+RISK_QR_PER_TRANSACTION_FEN: Final = 1_000_000
+"""QR payments: 10,000 CNY a payment (R14, the seeds), until a risk officer sets another."""
+RISK_QR_PER_DAY_FEN: Final = 10_000_000
+"""QR payments: 100,000 CNY a business day per merchant, across all its terminals."""
+RISK_REFRESH_SECONDS: Final = 2.0
+"""How often a gateway process rereads rules, limits, freezes and blocked cards (the same
+bound as its terminal views): a freeze takes effect within this time."""
+RISK_WINDOW_EVENTS_MAX: Final = 1_000
+"""Events one velocity window keeps per card or terminal; more are counted, not kept."""
+RISK_TRACKED_KEYS_MAX: Final = 500_000
+"""Cards, terminals and merchants the engine keeps windows for; the least recently seen
+are forgotten beyond it (bounded memory under a card-testing flood)."""
+RISK_ALERT_QUEUE_MAX: Final = 10_000
+"""Alerts waiting for the engine's writer; beyond it they are counted and dropped (the
+authorization is never held up by alert writing)."""
+RISK_PREVIEW_DAYS_MAX: Final = 31
+"""A rule preview replays at most this many days of the journal."""
+RISK_PREVIEW_ROWS_MAX: Final = 2_000_000
+"""…and at most this many journal rows."""
+RISK_CASE_ATTACHMENT_BYTES_MAX: Final = 10 * 1024 * 1024

@@ -58,3 +58,9 @@ terminal, not its customers' payments)."""
 TERMINAL_PAGE_READ = tuple(sorted(set(FLEET_READ) | set(TRANSACTION_READ)))
 """The terminal page: the fleet's readers, and risk officers who arrive from a
 transaction. Its transactions and batches show only to ``TRANSACTION_READ``."""
+RISK_READ = (Role.RISK_OFFICER, Role.AUDITOR, Role.ADMIN)
+"""Risk control's queues, cases, rules, limits and grades: risk officers work them,
+auditors and administrators read them."""
+RISK_WRITE = (Role.RISK_OFFICER,)
+"""Open and work cases, freeze and release, block cards, edit rules, request and approve
+limit changes (never one's own: the service checks), regrade merchants."""
