@@ -161,6 +161,72 @@ KEY_MODE_LABELS = {
 """60.3 of the sign-on the working keys came from (spec §11.2)."""
 RESPONSE_CODE_LABELS = RESPONSE_CODE_MEANINGS
 
+RISK_RULE_LABELS = {
+    "card_velocity": N_("Card used too often"),
+    "terminal_velocity": N_("Terminal too busy"),
+    "card_testing": N_("Card testing (repeated declines)"),
+    "cashout": N_("Cash-out pattern"),
+    "business_hours": N_("Outside business hours"),
+    "ticket_above_norm": N_("Ticket far above the category's norm"),
+    "new_merchant_volume": N_("New merchant above declared volume"),
+    "refund_ratio": N_("Refund ratio too high"),
+    "blocked_card": N_("Blocked card"),
+    "relocation": N_("Terminal moved (relocation)"),
+}
+"""Every ``risk.schemas.RuleCode``: risk staff read rule names, not codes."""
+RISK_SEVERITY_LABELS = {
+    "low": N_("Low"),
+    "medium": N_("Medium"),
+    "high": N_("High"),
+}
+RISK_ACTION_LABELS = {
+    "decline": N_("Authorization declined"),
+    "alert": N_("Approved, alert raised"),
+    "hold": N_("Approved, settlement held"),
+}
+"""What a rule hit did to the authorization (``risk.models.RuleAction``)."""
+ALERT_STATUS_LABELS = {
+    "open": N_("Awaiting review"),
+    "in_case": N_("In a case"),
+    "dismissed": N_("Dismissed"),
+}
+CASE_STATUS_LABELS = {
+    "open": N_("Under investigation"),
+    "closed": N_("Concluded"),
+}
+CASE_OUTCOME_LABELS = {
+    "fraud_confirmed": N_("Fraud confirmed"),
+    "false_positive": N_("False positive"),
+    "merchant_warned": N_("Merchant warned"),
+    "merchant_terminated": N_("Merchant terminated"),
+    "reported": N_("Reported to the regulator"),
+}
+"""Every ``risk.cases.CaseOutcome``."""
+FREEZE_KIND_LABELS = {
+    "merchant_freeze": N_("Merchant frozen"),
+    "terminal_freeze": N_("Terminal frozen"),
+    "merchant_hold": N_("Merchant's settlement held"),
+    "transaction_hold": N_("Transaction's settlement held"),
+}
+"""What a ``risk_freezes`` row does (``risk.cases.freeze_kind``)."""
+CASE_EVENT_LABELS = {
+    "opened": N_("Case opened"),
+    "alert_linked": N_("Alert added as evidence"),
+    "transaction_linked": N_("Transaction added as evidence"),
+    "note_added": N_("Note"),
+    "attachment_added": N_("File attached"),
+    "merchant_frozen": N_("Merchant frozen"),
+    "terminal_frozen": N_("Terminal frozen"),
+    "settlement_held": N_("Settlement held"),
+    "transaction_held": N_("Transaction's settlement held"),
+    "released": N_("Freeze or hold released"),
+    "card_blocked": N_("Card blocked"),
+    "assigned": N_("Assigned"),
+    "report_exported": N_("Suspicious-transaction report exported"),
+    "closed": N_("Case closed"),
+}
+"""Every ``risk.cases.CaseEventAction``."""
+
 ROLE_LABELS = {
     "admin": N_("Administrator"),
     "reviewer": N_("Reviewer"),
@@ -227,6 +293,22 @@ AUDIT_ACTION_LABELS = {
     "work_order.created": N_("Work order created"),
     "work_order.photo_added": N_("Work order photo added"),
     "work_order.sla_breached": N_("Work order deadline breached"),
+    "risk.alert_dismissed": N_("Risk alert dismissed"),
+    "risk.case_opened": N_("Risk case opened"),
+    "risk.case_alert_linked": N_("Alert added to a risk case"),
+    "risk.case_transaction_linked": N_("Transaction added to a risk case"),
+    "risk.case_note_added": N_("Note added to a risk case"),
+    "risk.case_attachment_added": N_("File attached to a risk case"),
+    "risk.case_assigned": N_("Risk case assigned"),
+    "risk.case_closed": N_("Risk case closed"),
+    "risk.merchant_frozen": N_("Merchant frozen"),
+    "risk.terminal_frozen": N_("Terminal frozen"),
+    "risk.settlement_held": N_("Merchant's settlement held"),
+    "risk.transaction_held": N_("Transaction's settlement held"),
+    "risk.freeze_released": N_("Freeze or hold released"),
+    "risk.report_exported": N_("Suspicious-transaction report exported"),
+    "risk.card_blocked": N_("Card blocked"),
+    "risk.card_released": N_("Card unblocked"),
     "staff.created": N_("Staff account created"),
     "staff.login": N_("Staff login"),
     "staff.locked": N_("Staff account locked"),
@@ -245,6 +327,9 @@ AUDIT_ENTITY_LABELS = {
     "terminal": N_("Terminal"),
     "transport_key": N_("Transport key"),
     "work_order": N_("Work order"),
+    "risk_alert": N_("Risk alert"),
+    "risk_case": N_("Risk case"),
+    "risk_blocked_card": N_("Blocked card"),
     "staff": N_("Staff account"),
     "staff_user": N_("Staff account"),
 }
@@ -260,6 +345,14 @@ ACTOR_KIND_LABELS = {
 
 TEMPLATE_GLOBALS = {
     "ROLE_LABELS": ROLE_LABELS,
+    "RISK_RULE_LABELS": RISK_RULE_LABELS,
+    "RISK_SEVERITY_LABELS": RISK_SEVERITY_LABELS,
+    "RISK_ACTION_LABELS": RISK_ACTION_LABELS,
+    "ALERT_STATUS_LABELS": ALERT_STATUS_LABELS,
+    "CASE_STATUS_LABELS": CASE_STATUS_LABELS,
+    "CASE_OUTCOME_LABELS": CASE_OUTCOME_LABELS,
+    "FREEZE_KIND_LABELS": FREEZE_KIND_LABELS,
+    "CASE_EVENT_LABELS": CASE_EVENT_LABELS,
     "DOCUMENT_LABELS": {k.value: v for k, v in DOCUMENT_LABELS.items()},
     "REJECTION_REASONS": REJECTION_REASONS,
     "KIND_LABELS": TERMINAL_KIND_LABELS,
