@@ -91,3 +91,16 @@ def make_work_order_number(year: int, sequence: int) -> str:
     if not 1 <= sequence <= WORK_ORDER_SEQUENCE_MAX:
         raise ValueError("work-order sequence out of range")
     return f"WO{year}-{sequence:07d}"
+
+
+RISK_CASE_SEQUENCE_NAME = "risk_case:"
+"""Followed by the business date: one sequence per day."""
+RISK_CASE_SEQUENCE_MAX = 9999
+
+
+def make_risk_case_reference(day: dt.date, sequence: int) -> str:
+    """``RC-20261204-0001``: the business date it was opened and the day's sequence, read
+    out between risk officers and quoted in a suspicious-transaction report."""
+    if not 1 <= sequence <= RISK_CASE_SEQUENCE_MAX:
+        raise ValueError("risk case sequence out of range")
+    return f"RC-{day:%Y%m%d}-{sequence:04d}"

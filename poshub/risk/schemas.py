@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from poshub.core import limits
+from poshub.core.errors import N_
 from poshub.risk.models import Channel, RuleAction
 
 Fen = Annotated[int, Field(ge=1, le=limits.AMOUNT_FEN_MAX)]
@@ -224,6 +225,29 @@ RULES: Final[dict[RuleCode, RuleDefinition]] = {
     )
 }
 
+
+RULE_LABELS: Final[dict[str, str]] = {
+    RuleCode.CARD_VELOCITY: N_("Card used too often"),
+    RuleCode.TERMINAL_VELOCITY: N_("Terminal too busy"),
+    RuleCode.CARD_TESTING: N_("Card testing (repeated declines)"),
+    RuleCode.CASHOUT: N_("Cash-out pattern"),
+    RuleCode.BUSINESS_HOURS: N_("Outside business hours"),
+    RuleCode.TICKET_ABOVE_NORM: N_("Ticket far above the category's norm"),
+    RuleCode.NEW_MERCHANT_VOLUME: N_("New merchant above declared volume"),
+    RuleCode.REFUND_RATIO: N_("Refund ratio too high"),
+    RuleCode.BLOCKED_CARD: N_("Blocked card"),
+    RuleCode.RELOCATION: N_("Terminal moved (relocation)"),
+}
+"""Each rule's name as staff read it (translated where shown: pages, the STR report)."""
+
+EXTERNAL_LIST_ALERT: Final = "external_list"
+"""``risk_alerts.rule_code`` of a live merchant found on an external risk list by the
+daily check (poshub/risk/lists.py): not a rule of the engine, so not in ``RULES``."""
+ALERT_CODE_LABELS: Final[dict[str, str]] = {
+    **RULE_LABELS,
+    EXTERNAL_LIST_ALERT: N_("External risk list hit"),
+}
+"""The name of every ``risk_alerts.rule_code``: the rules' and the external list's."""
 
 @dataclass(frozen=True, slots=True)
 class RuleSetting:

@@ -30,6 +30,7 @@ from poshub.web.api import (
     fleet,
     registry,
     review,
+    risk_cases,
     tms,
     transactions,
 )
@@ -37,6 +38,7 @@ from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.edge import BodyLimit, BodyTooLarge, body_too_large, refuse_nul
 from poshub.web.pages import admin, apidocs, contract, keys, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
+from poshub.web.pages import risk_cases as risk_case_pages
 from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
 from poshub.web.templating import render_error_page
@@ -144,6 +146,7 @@ def create_app(state: AppState) -> FastAPI:
         contracts.router,
         fleet.router,
         transactions.router,
+        risk_cases.router,
         auth.router,
         public.router,
         contract.router,
@@ -152,6 +155,7 @@ def create_app(state: AppState) -> FastAPI:
         fleet_pages.router,
         keys.router,
         transaction_pages.router,
+        risk_case_pages.router,
         terminal.router,
         admin.router,
     ):

@@ -6,6 +6,8 @@ from poshub.core.errors import N_
 from poshub.gateway.response_codes import RESPONSE_CODE_MEANINGS
 from poshub.onboarding.decisions import REJECTION_REASONS
 from poshub.onboarding.rules import DOCUMENT_LABELS
+from poshub.risk.cases import CASE_STATUS_NAMES, OUTCOME_LABELS
+from poshub.risk.schemas import ALERT_CODE_LABELS
 
 TERMINAL_KIND_LABELS = {
     "traditional": N_("Traditional POS"),
@@ -161,19 +163,7 @@ KEY_MODE_LABELS = {
 """60.3 of the sign-on the working keys came from (spec §11.2)."""
 RESPONSE_CODE_LABELS = RESPONSE_CODE_MEANINGS
 
-RISK_RULE_LABELS = {
-    "card_velocity": N_("Card used too often"),
-    "terminal_velocity": N_("Terminal too busy"),
-    "card_testing": N_("Card testing (repeated declines)"),
-    "cashout": N_("Cash-out pattern"),
-    "business_hours": N_("Outside business hours"),
-    "ticket_above_norm": N_("Ticket far above the category's norm"),
-    "new_merchant_volume": N_("New merchant above declared volume"),
-    "refund_ratio": N_("Refund ratio too high"),
-    "blocked_card": N_("Blocked card"),
-    "relocation": N_("Terminal moved (relocation)"),
-}
-"""Every ``risk.schemas.RuleCode``: risk staff read rule names, not codes."""
+RISK_RULE_LABELS = ALERT_CODE_LABELS
 RISK_SEVERITY_LABELS = {
     "low": N_("Low"),
     "medium": N_("Medium"),
@@ -190,18 +180,8 @@ ALERT_STATUS_LABELS = {
     "in_case": N_("In a case"),
     "dismissed": N_("Dismissed"),
 }
-CASE_STATUS_LABELS = {
-    "open": N_("Under investigation"),
-    "closed": N_("Concluded"),
-}
-CASE_OUTCOME_LABELS = {
-    "fraud_confirmed": N_("Fraud confirmed"),
-    "false_positive": N_("False positive"),
-    "merchant_warned": N_("Merchant warned"),
-    "merchant_terminated": N_("Merchant terminated"),
-    "reported": N_("Reported to the regulator"),
-}
-"""Every ``risk.cases.CaseOutcome``."""
+CASE_STATUS_LABELS = CASE_STATUS_NAMES
+CASE_OUTCOME_LABELS = OUTCOME_LABELS
 FREEZE_KIND_LABELS = {
     "merchant_freeze": N_("Merchant frozen"),
     "terminal_freeze": N_("Terminal frozen"),
@@ -226,6 +206,63 @@ CASE_EVENT_LABELS = {
     "closed": N_("Case closed"),
 }
 """Every ``risk.cases.CaseEventAction``."""
+LIMIT_CHANNEL_LABELS = {
+    "debit": N_("Debit cards"),
+    "credit": N_("Credit cards"),
+    "qr": N_("QR payments"),
+}
+"""Every ``risk.models.Channel``."""
+LIMIT_SCOPE_LABELS = {
+    "default": N_("Default (every merchant)"),
+    "merchant": N_("Merchant (MID)"),
+    "terminal": N_("Terminal (TID)"),
+}
+"""Every ``risk.schemas.LimitScope``."""
+LIMIT_FIELD_LABELS = {
+    "per_transaction_fen": N_("Per transaction"),
+    "per_day_fen": N_("Per day"),
+    "per_month_fen": N_("Per month"),
+    "per_card_per_day_fen": N_("Per card per day"),
+}
+"""The amounts of a level's limits (``risk.controls.AMOUNT_FIELDS``)."""
+LIMIT_CHANGE_STATUS_LABELS = {
+    "pending": N_("Waiting for a second risk officer"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "withdrawn": N_("Withdrawn"),
+}
+"""Every ``risk.models.ChangeStatus``."""
+RULE_SETTING_ACTION_LABELS = {
+    "decline": N_("Decline the authorization"),
+    "alert": N_("Approve and raise an alert"),
+    "hold": N_("Approve, alert and hold settlement"),
+}
+"""What a rule is set to do on a hit (``risk.models.RuleAction``), as the edit form offers it."""
+RULE_PARAM_LABELS = {
+    "max_count": N_("Most payments in the window"),
+    "window_minutes": N_("Window (minutes)"),
+    "max_declines": N_("Most declines in the window"),
+    "cooldown_minutes": N_("Terminal declined after a hit for (minutes)"),
+    "round_unit_fen": N_("A round amount is a multiple of (CNY)"),
+    "round_min_fen": N_("Round amounts count from (CNY)"),
+    "near_limit_percent": N_("Near the card's limit: within (%)"),
+    "night_start": N_("Night starts (HH:MM)"),
+    "night_end": N_("Night ends (HH:MM)"),
+    "same_card_per_day": N_("Same card at one merchant per day"),
+    "min_signals": N_("Signals that make a hit"),
+    "grace_minutes": N_("Grace around business hours (minutes)"),
+    "ticket_above_norm.factor": N_("One ticket above (× the category's typical ticket)"),
+    "average_factor": N_("Day's average ticket above (× the typical ticket)"),
+    "min_transactions": N_("…once the day has this many payments"),
+    "new_days": N_("A merchant is new for (days)"),
+    "new_merchant_volume.factor": N_("Month's volume above (× declared monthly volume)"),
+    "max_percent": N_("Most refunds (% of the day's sales)"),
+    "min_sales_fen": N_("Only once the day's sales reach (CNY)"),
+    "max_km": N_("Farthest from the installation address (km)"),
+    "lock_terminal": N_("Also lock the terminal through the TMS"),
+}
+"""Every threshold of every rule (``risk.schemas``' parameter models), by name or, where
+two rules use one name differently, by ``rule.name``."""
 
 ROLE_LABELS = {
     "admin": N_("Administrator"),
@@ -268,6 +305,9 @@ AUDIT_ACTION_LABELS = {
     "merchant.created": N_("Merchant created"),
     "merchant.live": N_("Merchant went live"),
     "merchant.closed": N_("Merchant closed"),
+    "merchant.business_hours_changed": N_("Merchant's business hours changed"),
+    "risk.merchant_graded": N_("Merchant risk grade set"),
+    "risk.install_location_set": N_("Terminal's installation location set"),
     "merchant.purged": N_("Merchant's personal data purged after retention"),
     "contract.generated": N_("Contract prepared"),
     "contract.signed_by_merchant": N_("Contract signed by the merchant"),
@@ -309,6 +349,11 @@ AUDIT_ACTION_LABELS = {
     "risk.report_exported": N_("Suspicious-transaction report exported"),
     "risk.card_blocked": N_("Card blocked"),
     "risk.card_released": N_("Card unblocked"),
+    "risk.limit_change_requested": N_("Limit change requested"),
+    "risk.limit_change_approved": N_("Limit change approved"),
+    "risk.limit_change_rejected": N_("Limit change rejected"),
+    "risk.limit_change_withdrawn": N_("Limit change withdrawn"),
+    "risk.rule_edited": N_("Risk rule changed"),
     "staff.created": N_("Staff account created"),
     "staff.login": N_("Staff login"),
     "staff.locked": N_("Staff account locked"),
@@ -330,6 +375,8 @@ AUDIT_ENTITY_LABELS = {
     "risk_alert": N_("Risk alert"),
     "risk_case": N_("Risk case"),
     "risk_blocked_card": N_("Blocked card"),
+    "risk_limit_change": N_("Limit change request"),
+    "risk_rule": N_("Risk rule"),
     "staff": N_("Staff account"),
     "staff_user": N_("Staff account"),
 }
@@ -353,6 +400,11 @@ TEMPLATE_GLOBALS = {
     "CASE_OUTCOME_LABELS": CASE_OUTCOME_LABELS,
     "FREEZE_KIND_LABELS": FREEZE_KIND_LABELS,
     "CASE_EVENT_LABELS": CASE_EVENT_LABELS,
+    "LIMIT_CHANNEL_LABELS": LIMIT_CHANNEL_LABELS,
+    "LIMIT_SCOPE_LABELS": LIMIT_SCOPE_LABELS,
+    "LIMIT_FIELD_LABELS": LIMIT_FIELD_LABELS,
+    "LIMIT_CHANGE_STATUS_LABELS": LIMIT_CHANGE_STATUS_LABELS,
+    "RULE_SETTING_ACTION_LABELS": RULE_SETTING_ACTION_LABELS,
     "DOCUMENT_LABELS": {k.value: v for k, v in DOCUMENT_LABELS.items()},
     "REJECTION_REASONS": REJECTION_REASONS,
     "KIND_LABELS": TERMINAL_KIND_LABELS,

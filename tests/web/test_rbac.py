@@ -421,6 +421,11 @@ def path_values(world: World, **overrides: str) -> dict[str, str]:
         "override_id": "999999",  # no such override request: admitted roles get 404
         "key_id": "999999",  # no such transport key ceremony: admitted roles get 404
         "request_id": "999999",  # no such key export request: admitted roles get 404
+        "reference": "RC-20000101-9999",  # no such risk case: admitted roles get 404
+        "alert_id": "999999",  # no such risk alert: admitted roles get 404
+        "freeze_id": "999999",
+        "attachment_id": "999999",
+        "card_id": "999999",  # no such blocked card: admitted roles get 404
     }
     values.update(overrides)
     return values

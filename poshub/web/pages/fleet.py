@@ -44,6 +44,7 @@ from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.models import Application
 from poshub.privacy import retention
 from poshub.privacy import service as privacy_service
+from poshub.risk import cases as risk_cases
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -63,6 +64,7 @@ from poshub.web.roles import (
     MERCHANT_CLOSE,
     MERCHANT_READ,
     REVIEW_READ,
+    RISK_READ,
 )
 from poshub.web.security import safe_local_path
 from poshub.web.templating import render, templates
@@ -281,6 +283,10 @@ def _merchant_context(
         "errors": [],
         "terminal_models": catalog_repository.terminal_models(session) if can_amend else [],
         "terminal_form": _terminal_form(uow, signed) if can_amend and signed else None,
+        # Freezes, holds and open cases (poshub/risk/cases.py): the risk card.
+        "risk_cases": risk_cases.merchant_risk(session, merchant.mid)
+        if principal.has_any(RISK_READ)
+        else None,
     }
 
 
