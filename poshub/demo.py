@@ -27,6 +27,7 @@ from poshub.fieldwork import service as fieldwork
 from poshub.fieldwork.models import WorkOrder, WorkOrderKind
 from poshub.fieldwork.schemas import WorkOrderIn
 from poshub.fieldwork.service import FieldworkDeps
+from poshub.gateway.checks import mask_pan
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant
 from poshub.onboarding import repository, service
@@ -36,6 +37,8 @@ from poshub.onboarding.models import BlacklistKind
 from poshub.onboarding.rules import DocumentKind, organization_code_check_digit
 from poshub.onboarding.schemas import ApplicationIn, ApproveIn, BlacklistIn, NoteIn, RejectIn
 from poshub.onboarding.service import OnboardingDeps, applicant_actor
+from poshub.risk import cases as risk_cases
+from poshub.risk.models import RiskAlert
 from poshub.staff import repository as staff_repository
 from poshub.staff import service as staff_service
 from poshub.staff.service import Principal
@@ -632,7 +635,76 @@ def seed(session: Session, deps: OnboardingDeps) -> bool:
         risk,
         now=now(),
     )
+    _seed_risk_cases(session, deps, merchant, risk)
     return True
+
+
+DEMO_CARD = "6212260200012345678"
+"""A fictional card the demo's risk alerts are about (only its token and masked form are
+stored, as the gateway stores them)."""
+
+
+def _seed_risk_cases(
+    session: Session, deps: OnboardingDeps, merchant: Merchant, risk: Principal
+) -> None:
+    """A few alerts on the demo merchant as the rule engine raises them, and one open case
+    made from three of them, so the risk officer's queue and case pages have work. No
+    freeze or hold: the demo terminal keeps trading (the gateway tests use it)."""
+    now = utcnow()
+    card = {
+        "pan_token": deps.vault.token(DEMO_CARD, purpose="pan"),
+        "pan_masked": mask_pan(DEMO_CARD),
+    }
+    on = {
+        "mid": merchant.mid,
+        "tid": DEMO_TID,
+        "rule_version": 0,
+        "status": "open",
+        "dedupe_key": None,
+    }
+    seeded = [
+        RiskAlert(
+            **on, **card, rule_code="card_testing", action="decline", severity="high",
+            rrn=None, amount_fen=880_000, created_at=now - dt.timedelta(hours=5),
+            detail={"declines": 6, "max_declines": 5, "window_minutes": 10},
+        ),
+        RiskAlert(
+            **on, **card, rule_code="cashout", action="hold", severity="high",
+            rrn=None, amount_fen=4_990_000, created_at=now - dt.timedelta(hours=4, minutes=40),
+            detail={"signals": ["round_amount", "night"], "min_signals": 2,
+                    "amount_fen": 4_990_000, "same_card_today": 3},
+        ),
+        RiskAlert(
+            **on, rule_code="relocation", action="alert", severity="high", rrn=None,
+            pan_token=None, pan_masked=None, amount_fen=None,
+            created_at=now - dt.timedelta(hours=3),
+            detail={"latitude": 32.0603, "longitude": 118.7969, "distance_km": 141.2,
+                    "max_km": 5.0},
+        ),
+        RiskAlert(
+            **on, pan_token=None, pan_masked=None, rule_code="business_hours",
+            action="alert", severity="low", rrn=None, amount_fen=26_800,
+            created_at=now - dt.timedelta(hours=2),
+            detail={"local_time": "23:41", "opening_time": "08:00", "closing_time": "22:00",
+                    "grace_minutes": 30},
+        ),
+        RiskAlert(
+            **on, **card, rule_code="ticket_above_norm", action="alert", severity="medium",
+            rrn=None, amount_fen=1_200_000, created_at=now - dt.timedelta(hours=1),
+            detail={"amount_fen": 1_200_000, "norm_fen": 8_500, "factor": 10.0,
+                    "basis": "ticket"},
+        ),
+    ]  # fmt: skip
+    session.add_all(seeded)
+    session.flush()
+    risk_cases.open_case(
+        session,
+        risk,
+        title="疑似试卡与夜间套现，终端移机",
+        alert_ids=[seeded[0].id, seeded[1].id, seeded[2].id],
+        note="同一卡片连续拒绝后夜间整额消费，终端出现在南京。已电话联系商户负责人，待回访。",
+        now=now,
+    )
 
 
 # --- Load-test terminals (poshub loadgen, bench/gateway.py) ------------------------------

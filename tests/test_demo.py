@@ -14,6 +14,7 @@ from poshub.core.settings import Settings
 from poshub.demo import DEMO_MID, DEMO_TID, seed
 from poshub.merchants import repository as merchant_repository
 from poshub.onboarding import repository
+from poshub.risk import cases as risk_cases
 from poshub.terminals import hsm
 from poshub.terminals import repository as terminal_repository
 
@@ -54,6 +55,13 @@ def test_seed_has_applications_in_every_state_and_the_demo_merchant(state: AppSt
         contract = contract_repository.latest_signed(uow.session, merchant.id)
         assert contract is not None
         assert contract.status == "signed"
+        # The risk officer's queue has work: open alerts and one open case with evidence,
+        # and nothing frozen (the gateway tests trade on the demo terminal).
+        queue = risk_cases.alert_queue(uow.session, risk_cases.parse_alert_filter())
+        assert queue.total == 2
+        (case,) = risk_cases.case_list(uow.session, status="open").rows
+        assert len(risk_cases.case_detail(uow.session, case).alerts) == 3
+        assert risk_cases.merchant_risk(uow.session, DEMO_MID).freezes == []
 
 
 def test_no_clear_master_key_in_the_demo_database(state: AppState, settings: Settings) -> None:
