@@ -17,6 +17,7 @@ from poshub.core.storage import ContentStore, ensure_private_directory, restrict
 from poshub.notify.adapters import Notifier, build_notifier
 from poshub.onboarding.service import OnboardingDeps
 from poshub.onboarding.verification import VerificationProvider, build_provider
+from poshub.risk.lists import build_provider as build_list_provider
 
 
 @dataclass(frozen=True)
@@ -62,5 +63,6 @@ def build_state(
         vault=vault,
         store=store,
         verifier=verifier or build_provider(settings.verification_provider),
+        risk_lists=build_list_provider(settings.risk_list_provider),
     )
     return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))

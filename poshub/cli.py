@@ -383,6 +383,32 @@ def cmd_privacy_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_risk_regrade(args: argparse.Namespace) -> int:
+    """Regrade merchants from a finished month's traffic (docs/risk.md); merchants
+    already graded for that month are left alone, so it is safe to run again."""
+    from poshub.core.db import utcnow
+    from poshub.risk import grading
+    from poshub.risk import jobs as risk_jobs
+
+    now = utcnow()
+    latest = grading.previous_period(now)
+    try:
+        period = grading.parse_period(args.month) if args.month else latest
+    except ValueError as exc:
+        print(f"--month: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if period > latest:
+        print(
+            f"--month: {period} is not over yet; the latest month to regrade is {latest}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    database, _ = _keyed_database(_settings(args))
+    graded = risk_jobs.regrade(database, period, now=now)
+    print(f"{graded} merchant(s) regraded for {period}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from poshub.demo_runner import run_demo
 
@@ -499,6 +525,17 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--batch", type=int, default=50, help="merchants per transaction")
     purge.add_argument("--batches-max", type=int, default=1000, help="stop after this many batches")
     purge.set_defaults(func=cmd_privacy_purge)
+
+    risk = sub.add_parser("risk", help="risk control (docs/risk.md)")
+    risk_sub = risk.add_subparsers(dest="risk_command", required=True, metavar="SUBCOMMAND")
+    regrade = risk_sub.add_parser(
+        "regrade",
+        help="regrade merchants from a month's traffic, alerts and cases (once per month)",
+    )
+    regrade.add_argument(
+        "--month", help="the month to regrade, YYYY-MM (default: last month, Beijing time)"
+    )
+    regrade.set_defaults(func=cmd_risk_regrade)
 
     terminal = sub.add_parser("terminal", help="terminals (TIDs) and their keys")
     terminal_sub = terminal.add_subparsers(

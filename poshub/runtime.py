@@ -15,6 +15,8 @@ from poshub.notify.service import dispatch_pending
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, check_queued, flag_sla_breaches
 from poshub.privacy import service as privacy_service
+from poshub.risk import grading
+from poshub.risk import jobs as risk_jobs
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
         "sla_breaches_flagged": 0,
         "work_order_breaches_flagged": 0,
         "merchants_purged": 0,
+        "merchants_regraded": 0,
+        "risk_list_checks": 0,
     }
     # Computed outside the write transaction, written in a short one (onboarding/jobs.py).
     results["applications_checked"] = check_queued(state.db, state.onboarding, now=utcnow())
@@ -77,6 +81,13 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
             uow.session, now=utcnow()
         )
         uow.commit()
+    # Last month's risk regrade (once per merchant and month) and the external risk lists
+    # (daily per live merchant, retries of unanswered checks): a bounded batch a sweep.
+    results["merchants_regraded"] = risk_jobs.regrade(
+        state.db, grading.previous_period(utcnow()), now=utcnow(), batches_max=1
+    )
+    listed = risk_jobs.check_lists(state.db, state.onboarding.risk_lists, now=utcnow())
+    results["risk_list_checks"] = listed.checked + listed.retried
     # Personal data past its retention period (docs/privacy.md): one bounded batch a sweep.
     results["merchants_purged"] = len(
         privacy_service.run_purge(

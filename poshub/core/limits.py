@@ -341,4 +341,32 @@ RISK_PREVIEW_DAYS_MAX: Final = 31
 """A rule preview replays at most this many days of the journal."""
 RISK_PREVIEW_ROWS_MAX: Final = 2_000_000
 """…and at most this many journal rows."""
+RISK_PREVIEW_DAYS_DEFAULT: Final = 7
+"""The days a rule preview replays when the risk officer does not say."""
 RISK_CASE_ATTACHMENT_BYTES_MAX: Final = 10 * 1024 * 1024
+RISK_GRADE_BATCH_MAX: Final = 200
+"""Merchants one worker transaction regrades for a month (poshub/risk/jobs.py)."""
+RISK_GRADE_HISTORY_MAX: Final = 24
+"""Gradings the merchant page lists (two years of monthly regrades)."""
+RISK_LIST_BATCH_MAX: Final = 50
+"""List checks (new or retried) one worker pass asks the provider for."""
+RISK_LIST_RECHECK_HOURS: Final = 24
+"""A live merchant is checked against the external lists again after this long (daily)."""
+RISK_LIST_RETRY_SECONDS_MIN: Final = 60
+RISK_LIST_RETRY_SECONDS_MAX: Final = 3_600
+"""An unanswered list check is retried after 1, 2, 4… minutes, at most an hour apart."""
+RISK_INSTALL_LOCATION_REASON_MAX: Final = 300
+RISK_COUNTERS_WATCHED_MAX: Final = 50_000
+"""Limit counters a gateway process rereads on every risk refresh (the keys it checked a
+limit on most recently); its in-memory totals only decline early, the database decides."""
+RISK_REBUILD_ROWS_MAX: Final = 500_000
+"""Journal rows (the last 24 hours, newest first) a starting gateway replays to rebuild its
+velocity windows and the day's figures."""
+RISK_MERCHANT_PROFILES_MAX: Final = 200_000
+"""Merchants whose profile (MCC, hours, grade, declared volume) one refresh reads."""
+RISK_READ_ROWS_MAX: Final = 100_000
+"""Rows of each other risk table (rules, limits, freezes, blocked cards) one refresh reads."""
+RISK_PREVIEW_CHUNK_ROWS: Final = 5_000
+"""Journal rows a rule preview reads per query while it streams."""
+GATEWAY_JOURNAL_DEADLOCK_RETRIES: Final = 3
+"""Times the journal writer retries a group that PostgreSQL chose as a deadlock victim."""

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     """Address ``poshub gateway`` listens on."""
     gateway_upstream_timeout_seconds: float = limits.GATEWAY_UPSTREAM_TIMEOUT_SECONDS
     """How long the gateway waits for the network before answering 98 and reversing."""
+    gateway_risk: bool = True
+    """Real-time risk control in the authorization pipeline (rules, limits, freezes);
+    ``POSHUB_GATEWAY_RISK=off`` only to measure the gateway without it."""
     tms_refusal_flush_seconds: float = Field(
         default=limits.TMS_REFUSAL_FLUSH_SECONDS, ge=0, le=3600
     )
@@ -106,6 +109,9 @@ class Settings(BaseSettings):
     or CIDR networks; none by default (the socket peer is then the client's address)."""
     verification_provider: str = "sandbox"
     """Real-name and four-element verification adapter (``sandbox`` ships)."""
+    risk_list_provider: str = "sandbox"
+    """External risk list adapter checked at onboarding and daily for live merchants
+    (``sandbox`` ships; docs/risk.md)."""
     notifier: str = "log"
     """Notification adapter for applicants (``log`` writes to the process log)."""
     applications_per_mobile_per_day: int = Field(

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from poshub.core import ids
+from poshub.core import audit, ids
+from poshub.core.audit import Actor
 from poshub.core.crypto import KeyVault
-from poshub.core.errors import N_, NotFound
+from poshub.core.errors import N_, Conflict, FieldError, NotFound, ValidationFailed
 from poshub.core.sequences import take_next
-from poshub.merchants import repository
+from poshub.merchants import hours, repository
 from poshub.merchants.models import Merchant, MerchantStatus
 from poshub.merchants.states import advance
 
@@ -44,6 +45,9 @@ class NewMerchant:
     account_number: str
     """In clear: encrypted here under the merchant's own context."""
     account_number_masked: str
+    opening_time: str | None = None
+    """Declared business hours (``HH:MM``, both or neither; poshub/merchants/hours.py)."""
+    closing_time: str | None = None
 
 
 def get_merchant(session: Session, mid: str) -> Merchant:
@@ -77,6 +81,8 @@ def create_merchant(
         account_name=new.account_name,
         account_number_enc=vault.encrypt(new.account_number, context=MERCHANT_ACCOUNT_CONTEXT),
         account_number_masked=new.account_number_masked,
+        opening_time=new.opening_time,
+        closing_time=new.closing_time,
         created_at=now,
     )
     session.add(merchant)
@@ -103,3 +109,41 @@ def terminal_activated(merchant: Merchant, *, now: dt.datetime) -> bool:
     if not was_live and merchant.live_at is None:
         merchant.live_at = now
     return not was_live
+
+
+def set_business_hours(
+    session: Session,
+    merchant: Merchant,
+    opening_time: str | None,
+    closing_time: str | None,
+    *,
+    reason: str,
+    actor: Actor,
+) -> None:
+    """Staff correct the declared business hours (both, or neither to clear them); the
+    business-hours risk rule reads the new ones. 422 names the field, 409 for a closed
+    merchant; audited with the times before and after."""
+    opening, closing = hours.normalise(opening_time), hours.normalise(closing_time)
+    errors = hours.hours_errors(opening, closing)
+    if not reason.strip():
+        errors.append(
+            FieldError("reason", "reason.required", N_("Say why the business hours change."))
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    if merchant.status == MerchantStatus.CLOSED:
+        raise Conflict(N_("Merchant {mid} is closed."), code="merchant_closed", mid=merchant.mid)
+    before = {"opening_time": merchant.opening_time, "closing_time": merchant.closing_time}
+    merchant.opening_time, merchant.closing_time = opening, closing
+    audit.record(
+        session,
+        actor,
+        "merchant.business_hours_changed",
+        "merchant",
+        merchant.mid,
+        {
+            "from": before,
+            "to": {"opening_time": opening, "closing_time": closing},
+            "reason": reason.strip()[:500],
+        },
+    )

@@ -36,6 +36,7 @@ CHECK_LABELS: dict[str, str] = {
     "documents": N_("Required documents provided"),
     "real_name": N_("Real-name verification (name + ID)"),
     "bank_card_four": N_("Bank card four-element verification"),
+    "external_list": N_("Not on an external risk list"),
 }
 
 CHECK_DETAILS: dict[str, str] = {
@@ -65,13 +66,21 @@ CHECK_DETAILS: dict[str, str] = {
     "licence.expiring": N_("The licence expires on {expiry}, within {days} days."),
     "licence.long_term": N_("Long-term licence."),
     "not_applicable": N_("Not applicable to this applicant kind."),
+    "external_list.clear": N_("Provider {provider} found no entry (reference {reference})."),
+    "external_list.hit": N_(
+        "Provider {provider} reports an entry on list {list} (reference {reference})."
+    ),
+    "external_list.unavailable": N_(
+        "The risk list provider {provider} did not answer; asked again automatically from "
+        "{retry_at}. Never counted as clear."
+    ),
 }
 
 LICENCE_EXPIRY_WARNING_DAYS = 30
 """A licence that ends within this many days is flagged to the reviewer."""
 
 OVERRIDE_CHECKS: frozenset[str] = frozenset(
-    {"blacklist", "duplicates", "real_name", "bank_card_four"}
+    {"blacklist", "duplicates", "real_name", "bank_card_four", "external_list"}
 )
 """Checks a reviewer alone may not approve over while they fail or are pending: the
 approval then waits for a risk officer (maker-checker, docs/onboarding.md). Other failed

@@ -90,6 +90,10 @@ class Application(Base):
     account_number_token: Mapped[str] = mapped_column(String(64), index=True)
     account_number_masked: Mapped[str] = mapped_column(String(40))
     expected_monthly_volume_fen: Mapped[int] = mapped_column(BigInteger)
+    opening_time: Mapped[str | None] = mapped_column(String(5), default=None)
+    """Declared business hours, ``HH:MM`` Beijing time (optional, both or neither); copied
+    to the merchant on approval, where the business-hours risk rule reads them."""
+    closing_time: Mapped[str | None] = mapped_column(String(5), default=None)
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     submitted_at: Mapped[dt.datetime | None]

@@ -41,6 +41,9 @@ class SettlementAccountIn(_In):
     the holder's own): an enterprise settles only to a unit account."""
 
 
+ClockIn = Annotated[str | None, Field(default=None, max_length=8)]
+"""A time of day as typed; poshub/merchants/hours.py says what is wrong with it."""
+
 IdNumberIn = Annotated[str, Field(min_length=1, max_length=40)]
 """A resident ID number as typed (spaces allowed); its rules say what is wrong with it."""
 
@@ -124,6 +127,10 @@ class ApplicationIn(_In):
     expected_monthly_volume_fen: Annotated[
         int, Field(ge=0, le=limits.EXPECTED_MONTHLY_VOLUME_FEN_MAX)
     ]
+    opening_time: ClockIn = None
+    """Declared opening time ``HH:MM`` (Beijing time), optional; with ``closing_time``."""
+    closing_time: ClockIn = None
+    """Declared closing time; earlier than the opening time: open past midnight."""
     terminals: Annotated[
         list[TerminalLineIn], Field(min_length=1, max_length=limits.TERMINAL_LINES_MAX)
     ]
@@ -158,6 +165,8 @@ class ApplicationPatch(_In):
     expected_monthly_volume_fen: Annotated[
         int | None, Field(default=None, ge=0, le=limits.EXPECTED_MONTHLY_VOLUME_FEN_MAX)
     ] = None
+    opening_time: ClockIn = None
+    closing_time: ClockIn = None
     terminals: Annotated[
         list[TerminalLineIn] | None,
         Field(default=None, min_length=1, max_length=limits.TERMINAL_LINES_MAX),
@@ -335,6 +344,9 @@ class ApplicationOut(BaseModel):
     address: AddressOut
     settlement_account: SettlementAccountOut
     expected_monthly_volume_fen: int
+    opening_time: str | None = None
+    """Declared business hours (``HH:MM``), or None."""
+    closing_time: str | None = None
     terminals: list[TerminalLineOut]
     documents: list[DocumentOut]
     required_documents: list[RequiredDocumentOut]

@@ -19,7 +19,7 @@ from poshub.catalog.service import ActiveModelCodes
 from poshub.core import audit, ids, limits, regions
 from poshub.core.audit import Actor, ActorKind
 from poshub.core.calendar import working_days_between
-from poshub.core.clock import business_date
+from poshub.core.clock import business_date, local_time
 from poshub.core.crypto import KeyVault, mask_resident_id, mask_tail
 from poshub.core.errors import (
     N_,
@@ -35,6 +35,7 @@ from poshub.core.errors import (
 from poshub.core.i18n import Translator
 from poshub.core.settings import Settings
 from poshub.core.storage import ContentStore
+from poshub.merchants import hours
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants import service as merchant_service
 from poshub.merchants.models import Merchant
@@ -86,6 +87,10 @@ from poshub.onboarding.verification import (
     VerificationProvider,
     VerificationResult,
 )
+from poshub.risk import grading, lists
+from poshub.risk import repository as risk_repository
+from poshub.risk.lists import ListSubject, RiskListProvider, SandboxListProvider, SubjectKind
+from poshub.risk.models import ListCheckStatus
 from poshub.staff.service import Principal
 
 ID_NUMBER_CONTEXT = "applications.id_number"
@@ -110,6 +115,8 @@ class OnboardingDeps:
     verifier: VerificationProvider
     model_codes: ActiveModelCodes = dataclasses.field(default_factory=ActiveModelCodes)
     """Orderable terminal models, cached for a few seconds (see ActiveModelCodes)."""
+    risk_lists: RiskListProvider = dataclasses.field(default_factory=SandboxListProvider)
+    """External risk lists checked at onboarding (``POSHUB_RISK_LIST_PROVIDER``)."""
 
 
 def hash_access_token(token: str) -> str:
@@ -192,6 +199,9 @@ def validate_fields(
             )
         )
     add(rules.check_mcc(data.mcc))
+    errors.extend(
+        hours.hours_errors(hours.normalise(data.opening_time), hours.normalise(data.closing_time))
+    )
     region_code = _resolve_region(data.address, errors)
     seen: set[str] = set()
     codes = [line.model_code for line in data.terminals]
@@ -314,6 +324,8 @@ def _apply_fields(
     application.account_number_masked = mask_tail(account_number)
     application.account_type = str(data.settlement_account.account_type)
     application.expected_monthly_volume_fen = data.expected_monthly_volume_fen
+    application.opening_time = hours.normalise(data.opening_time)
+    application.closing_time = hours.normalise(data.closing_time)
     application.id_expiry = data.id_expiry
     application.id_long_term = data.id_long_term
     application.applied_by_agent = data.applied_by_agent
@@ -517,6 +529,8 @@ def current_input(
             "account_type": application.account_type,
         },
         expected_monthly_volume_fen=application.expected_monthly_volume_fen,
+        opening_time=application.opening_time,
+        closing_time=application.closing_time,
         terminals=[
             {"model_code": t.model_code, "count": t.count}
             for t in repository.terminal_lines(session, application.id)
@@ -1168,6 +1182,8 @@ class _Lookups:
     verification_consented: frozenset[str] = frozenset()
     """Applications whose applicant consents now to the verification provider: only
     their data is sent to it (PIPL art. 23)."""
+    list_attempts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Unanswered external list checks in a row per application (the retry backoff)."""
 
 
 @dataclass(frozen=True)
@@ -1177,6 +1193,8 @@ class ComputedChecks:
     rows: list[dict[str, object]]
     runs: list[tuple[Application, int]]
     checked: dict[str, list[CheckResult]]
+    list_rows: list[dict[str, object]] = dataclasses.field(default_factory=list)
+    """The external list questions asked (``risk_list_checks`` rows)."""
 
     def only(self, application_ids: set[str]) -> ComputedChecks:
         """The part of the batch for these applications."""
@@ -1184,6 +1202,7 @@ class ComputedChecks:
             [r for r in self.rows if r["application_id"] in application_ids],
             [(a, run) for a, run in self.runs if a.id in application_ids],
             {k: v for k, v in self.checked.items() if k in application_ids},
+            [r for r in self.list_rows if r["subject"] in application_ids],
         )
 
 
@@ -1205,9 +1224,14 @@ def run_checks(
 
 
 def record_checks(session: Session, computed: ComputedChecks) -> None:
-    """Write a computed batch: the check rows, and each application's new run number."""
+    """Write a computed batch: the check rows, each application's new run number and the
+    external list questions (a new one replaces any earlier unanswered one's retries)."""
     repository.insert_checks(session, computed.rows)
     repository.finish_check_runs(session, computed.runs)
+    risk_repository.stop_list_retries(
+        session, SubjectKind.APPLICATION.value, [str(r["subject"]) for r in computed.list_rows]
+    )
+    risk_repository.insert_list_checks(session, computed.list_rows)
 
 
 def compute_checks(
@@ -1250,15 +1274,37 @@ def compute_checks(
             for application_id, rows in repository.consents_of(session, ids_).items()
             if consent.has_current(consent.current(rows), ConsentKind.VERIFICATION_PROVIDER)
         ),
+        list_attempts={
+            application_id: row.attempts
+            for application_id, row in risk_repository.latest_list_checks(
+                session, SubjectKind.APPLICATION.value, ids_
+            ).items()
+            if row.status == ListCheckStatus.PENDING
+        },
     )
     rows: list[dict[str, object]] = []
     runs: list[tuple[Application, int]] = []
     checked: dict[str, list[CheckResult]] = {}
+    list_rows: list[dict[str, object]] = []
     for application in applications:
         id_number, account_number = decrypted[application.id]
         results = _check(
             deps, application, id_number, account_number, tokens[application.id], lookups, today
         )
+        asked = lists.ask(
+            deps.risk_lists,
+            ListSubject(
+                SubjectKind.APPLICATION,
+                application.id,
+                application.business_name,
+                application.legal_name,
+                application.uscc,
+            ),
+            attempts=lookups.list_attempts.get(application.id, 0) + 1,
+            now=now,
+        )
+        results.append(_list_check(asked))
+        list_rows.append(asked.row(now))
         run = application.check_run + 1
         rows.extend(
             {
@@ -1274,7 +1320,24 @@ def compute_checks(
         )
         runs.append((application, run))
         checked[application.id] = [CheckResult(*result) for result in results]
-    return ComputedChecks(rows, runs, checked)
+    return ComputedChecks(rows, runs, checked, list_rows)
+
+
+def _list_check(asked: lists.Asked) -> CheckRow:
+    """The external list answer as the application's check ``external_list``: pending
+    while the provider has not answered, never passed."""
+    params = {"provider": asked.provider, **asked.detail}
+    if asked.status == ListCheckStatus.CLEAR:
+        return "external_list", CheckStatus.PASS, "external_list.clear", params
+    if asked.status == ListCheckStatus.HIT:
+        return "external_list", CheckStatus.FAIL, "external_list.hit", params
+    retry = local_time(asked.next_attempt_at).strftime("%H:%M") if asked.next_attempt_at else "-"
+    return (
+        "external_list",
+        CheckStatus.PENDING,
+        "external_list.unavailable",
+        {"provider": asked.provider, "retry_at": retry},
+    )
 
 
 def _check(
@@ -2060,6 +2123,11 @@ def _finish_approval(
     now: dt.datetime,
 ) -> Merchant:
     merchant = _create_merchant(session, deps, application, now=now)
+    # The merchant starts with a risk grade from what it is, declared and how its checks
+    # came out (poshub/risk/grading.py): its limits and settlement depend on it.
+    grading.grade_at_approval(
+        session, merchant, application, actor=Actor.system("risk_grading"), now=now
+    )
     application.status = str(ApplicationStatus.APPROVED)
     application.decided_at = now
     application.decided_by_id = decided_by_id
@@ -2126,6 +2194,8 @@ def _create_merchant(
                 application.account_number_enc, context=ACCOUNT_NUMBER_CONTEXT
             ),
             account_number_masked=application.account_number_masked,
+            opening_time=application.opening_time,
+            closing_time=application.closing_time,
         ),
         now=now,
     )

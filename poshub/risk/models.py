@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -124,6 +125,20 @@ class RiskLimitChange(Base):
     (maker-checker); only then does a new ``RiskLimit`` version exist."""
 
     __tablename__ = "risk_limit_changes"
+    __table_args__ = (
+        # One pending request per level and channel: a second would be decided against
+        # limits the first one changes. The database enforces it, so two risk officers
+        # asking at once cannot both succeed.
+        Index(
+            "uq_risk_limit_changes_pending",
+            "scope",
+            "subject",
+            "channel",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     scope: Mapped[str] = mapped_column(String(12))
@@ -297,7 +312,10 @@ class MerchantRiskGrade(Base):
     officer. The latest row is the grade in force; ``merchants.risk_grade`` mirrors it."""
 
     __tablename__ = "merchant_risk_grades"
-    __table_args__ = (Index("ix_merchant_risk_grades_mid_at", "mid", "graded_at"),)
+    __table_args__ = (
+        Index("ix_merchant_risk_grades_mid_at", "mid", "graded_at"),
+        UniqueConstraint("mid", "period"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mid: Mapped[str] = mapped_column(String(15))
@@ -308,7 +326,8 @@ class MerchantRiskGrade(Base):
     source: Mapped[str] = mapped_column(String(12))
     """``approval``, ``monthly`` or ``manual``."""
     period: Mapped[str | None] = mapped_column(String(7))
-    """YYYY-MM of a monthly regrade (one per merchant and month)."""
+    """YYYY-MM of a monthly regrade: one per merchant and month, by the unique constraint
+    (NULL, for the other sources, never collides)."""
     previous_grade: Mapped[str | None] = mapped_column(String(8))
     graded_by: Mapped[str] = mapped_column(String(64))
     graded_at: Mapped[dt.datetime]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from poshub.core import limits
-from poshub.core.errors import N_
+from poshub.core.errors import N_, FieldError
 from poshub.risk.models import Channel, RuleAction
 
 Fen = Annotated[int, Field(ge=1, le=limits.AMOUNT_FEN_MAX)]
@@ -41,7 +41,10 @@ class _Params(BaseModel):
 class CardVelocity(_Params):
     """One card used too often, at any merchant, within a window."""
 
-    max_count: Count = 5
+    max_count: Count = 12
+    """A cardholder at a till pays a few times in ten minutes; staff testing a terminal, a
+    canteen card at several counters or a split bill a few more. Beyond a dozen it is a
+    script running through a card's details."""
     window_minutes: Minutes = 10
 
 
@@ -83,6 +86,14 @@ class Cashout(_Params):
     def _clock(cls, value: str) -> str:
         if not _CLOCK.match(value):
             raise ValueError("a time of day HH:MM (00:00–23:59)")
+        return value
+
+    @field_validator("night_end")
+    @classmethod
+    def _night_has_length(cls, value: str, info: ValidationInfo) -> str:
+        # Equal ends would be a night of no minutes or of the whole day: neither is meant.
+        if value == info.data.get("night_start"):
+            raise ValueError("the night cannot end when it starts")
         return value
 
 
@@ -289,6 +300,20 @@ class RuleEdit(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
+class RulePreviewIn(BaseModel):
+    """A setting tried before it is saved: how many alerts it would have raised over the
+    last ``days`` of the journal. Nothing is saved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    action: RuleAction
+    params: dict[str, Any]
+    days: Annotated[int, Field(ge=1, le=limits.RISK_PREVIEW_DAYS_MAX)] = (
+        limits.RISK_PREVIEW_DAYS_DEFAULT
+    )
+
+
 # --- Limits (R14) ---------------------------------------------------------------------------
 
 
@@ -375,6 +400,10 @@ def terminal_limits(merchant: LimitValues, terminal: LimitValues | None) -> Limi
     )
 
 
+def _below(wider: int | None, narrower: int | None) -> bool:
+    return wider is not None and narrower is not None and wider < narrower
+
+
 class LimitChangeIn(BaseModel):
     """A request to change one channel's limits at one level (a risk officer approves)."""
 
@@ -390,32 +419,56 @@ class LimitChangeIn(BaseModel):
     per_card_per_day_fen: Annotated[int | None, Field(ge=1, le=limits.AMOUNT_FEN_MAX)] = None
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
-    @model_validator(mode="after")
-    def _ordered(self) -> LimitChangeIn:
-        # Each wider period must allow at least what a narrower one does.
-        if (
-            self.per_transaction_fen is not None
-            and self.per_day_fen is not None
-            and self.per_day_fen < self.per_transaction_fen
-        ):
-            raise ValueError("per_day_fen: below per_transaction_fen")
-        if (
-            self.per_day_fen is not None
-            and self.per_month_fen is not None
-            and self.per_month_fen < self.per_day_fen
-        ):
-            raise ValueError("per_month_fen: below per_day_fen")
-        if (
-            self.per_transaction_fen is not None
-            and self.per_card_per_day_fen is not None
-            and self.per_card_per_day_fen < self.per_transaction_fen
-        ):
-            raise ValueError("per_card_per_day_fen: below per_transaction_fen")
+    def problems(self) -> list[FieldError]:
+        """The rules between fields, each naming its field so that one 422 lists them all
+        (a pydantic model validator could only name the whole body): each wider period
+        allows at least what a narrower one does, the default's subject is ``*``, and a
+        card's daily limit is set per merchant. ``poshub.risk.controls`` adds the checks
+        that need the database (the MID or TID exists, a terminal stays under its
+        merchant)."""
+        found: list[FieldError] = []
+        if _below(self.per_day_fen, self.per_transaction_fen):
+            found.append(
+                FieldError(
+                    "per_day_fen",
+                    "limit.below_per_transaction",
+                    N_("The daily limit cannot be below the per-transaction limit."),
+                )
+            )
+        if _below(self.per_month_fen, self.per_day_fen or self.per_transaction_fen):
+            found.append(
+                FieldError(
+                    "per_month_fen",
+                    "limit.below_narrower",
+                    N_("The monthly limit cannot be below the daily or per-transaction limit."),
+                )
+            )
+        if self.per_card_per_day_fen is not None:
+            if self.scope == LimitScope.TERMINAL:
+                found.append(
+                    FieldError(
+                        "per_card_per_day_fen",
+                        "limit.card_per_merchant",
+                        N_("A card's daily limit is set per merchant, not per terminal."),
+                    )
+                )
+            elif _below(self.per_card_per_day_fen, self.per_transaction_fen):
+                found.append(
+                    FieldError(
+                        "per_card_per_day_fen",
+                        "limit.below_per_transaction",
+                        N_("A card's daily limit cannot be below the per-transaction limit."),
+                    )
+                )
         if self.scope == LimitScope.DEFAULT and self.subject != DEFAULT_SUBJECT:
-            raise ValueError("subject: the default scope's subject is *")
-        if self.scope == LimitScope.TERMINAL and self.per_card_per_day_fen is not None:
-            raise ValueError("per_card_per_day_fen: set per merchant, not per terminal")
-        return self
+            found.append(
+                FieldError(
+                    "subject",
+                    "limit.default_subject",
+                    N_("The default limits apply to every merchant: their subject is *."),
+                )
+            )
+        return found
 
 
 # --- Merchant risk grades (特约商户风险评级) ------------------------------------------------

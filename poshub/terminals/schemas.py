@@ -98,6 +98,9 @@ class TerminalOut(BaseModel):
     status: str
     model_code: str
     install_address: str
+    install_latitude: str | None = None
+    install_longitude: str | None = None
+    """The registered installation location heartbeats are compared with (移机)."""
     locked_reason: str | None
     locked_at: dt.datetime | None
     activated_at: dt.datetime | None

@@ -407,6 +407,11 @@ def activate(
     terminal.status = str(ensure_terminal_transition(terminal.status, TerminalStatus.ACTIVE))
     terminal.activated_at = now
     terminal.acceptance_reference = acceptance_reference
+    if device.latitude is not None and device.longitude is not None:
+        # Where the device last reported itself becomes the registered installation
+        # location that heartbeats are compared with (移机, poshub/risk/relocation.py).
+        terminal.install_latitude = device.latitude
+        terminal.install_longitude = device.longitude
     terminal.updated_at = now
     device.status = str(ensure_device_transition(device.status, DeviceStatus.ACTIVE))
     device.updated_at = now
@@ -417,7 +422,12 @@ def activate(
         "terminal.activated",
         "terminal",
         terminal.tid,
-        {"serial": device.serial_number, "acceptance_reference": acceptance_reference},
+        {
+            "serial": device.serial_number,
+            "acceptance_reference": acceptance_reference,
+            "install_latitude": terminal.install_latitude,
+            "install_longitude": terminal.install_longitude,
+        },
     )
     if went_live:
         audit.record(

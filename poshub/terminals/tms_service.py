@@ -37,6 +37,7 @@ from poshub.core.crypto import KeyVault
 from poshub.core.db import Database
 from poshub.core.errors import N_, Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from poshub.merchants import repository as merchant_repository
+from poshub.risk import relocation
 from poshub.terminals import parameters, repository, service, tms
 from poshub.terminals.models import Device, Terminal, TerminalStatus, TmsParameterSet
 from poshub.terminals.schemas import HeartbeatIn
@@ -326,7 +327,19 @@ def heartbeat(
     device.latitude = None if report.latitude is None else f"{report.latitude:.6f}"
     device.longitude = None if report.longitude is None else f"{report.longitude:.6f}"
     device.last_heartbeat_at = now
-    return _view(session, device)
+    view = _view(session, device)
+    if view.terminal is not None and report.latitude is not None and report.longitude is not None:
+        # Far from the registered installation: an alert, and a lock if the rule says so
+        # (the answer below then tells the device it may not transact).
+        relocation.check_heartbeat(
+            session,
+            view.terminal,
+            report.latitude,
+            report.longitude,
+            serial=device.serial_number,
+            now=now,
+        )
+    return view
 
 
 # --- Operations ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from poshub.web.api import (
     registry,
     review,
     risk_cases,
+    risk_merchants,
     tms,
     transactions,
 )
@@ -38,6 +39,7 @@ from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.edge import BodyLimit, BodyTooLarge, body_too_large, refuse_nul
 from poshub.web.pages import admin, apidocs, contract, keys, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
+from poshub.web.pages import risk_merchants as risk_merchant_pages
 from poshub.web.pages import risk_cases as risk_case_pages
 from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
@@ -147,6 +149,7 @@ def create_app(state: AppState) -> FastAPI:
         fleet.router,
         transactions.router,
         risk_cases.router,
+        risk_merchants.router,
         auth.router,
         public.router,
         contract.router,
@@ -155,6 +158,7 @@ def create_app(state: AppState) -> FastAPI:
         fleet_pages.router,
         keys.router,
         transaction_pages.router,
+        risk_merchant_pages.router,
         risk_case_pages.router,
         terminal.router,
         admin.router,

@@ -21,6 +21,8 @@ MERCHANT_READ = (
     Role.AUDITOR,
     Role.ADMIN,
 )
+MERCHANT_HOURS_WRITE = (Role.OPERATIONS, Role.RISK_OFFICER)
+"""Correct a merchant's declared business hours (the business-hours risk rule reads them)."""
 MERCHANT_CLOSE = (Role.OPERATIONS, Role.RISK_OFFICER)
 """End a merchant relationship: operations (the contract ended) or a risk officer
 (termination for risk). Not admin, who manages accounts, not business relationships."""

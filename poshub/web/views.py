@@ -103,6 +103,8 @@ def _base(
             for owner in repository.beneficial_owners(session, application.id)
         ],
         "expected_monthly_volume_fen": application.expected_monthly_volume_fen,
+        "opening_time": application.opening_time,
+        "closing_time": application.closing_time,
         "terminals": [
             TerminalLineOut(model_code=line.model_code, count=line.count)
             for line in repository.terminal_lines(session, application.id)

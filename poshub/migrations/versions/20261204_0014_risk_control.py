@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("graded_by", sa.String(length=64), nullable=False),
         sa.Column("graded_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merchant_risk_grades")),
+        sa.UniqueConstraint("mid", "period", name=op.f("uq_merchant_risk_grades_mid")),
     )
     op.create_index(
         "ix_merchant_risk_grades_mid_at", "merchant_risk_grades", ["mid", "graded_at"], unique=False
@@ -160,6 +161,14 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_risk_limit_changes_status"), "risk_limit_changes", ["status"], unique=False
+    )
+    op.create_index(
+        "uq_risk_limit_changes_pending",
+        "risk_limit_changes",
+        ["scope", "subject", "channel"],
+        unique=True,
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_table(
         "risk_list_checks",
@@ -337,6 +346,8 @@ def upgrade() -> None:
     op.add_column("merchants", sa.Column("risk_grade", sa.String(length=8), nullable=True))
     op.add_column("merchants", sa.Column("opening_time", sa.String(length=5), nullable=True))
     op.add_column("merchants", sa.Column("closing_time", sa.String(length=5), nullable=True))
+    op.add_column("applications", sa.Column("opening_time", sa.String(length=5), nullable=True))
+    op.add_column("applications", sa.Column("closing_time", sa.String(length=5), nullable=True))
     op.add_column("terminals", sa.Column("install_latitude", sa.String(length=16), nullable=True))
     op.add_column("terminals", sa.Column("install_longitude", sa.String(length=16), nullable=True))
     _triggers()
@@ -346,6 +357,8 @@ def downgrade() -> None:
     _drop_triggers()
     op.drop_column("terminals", "install_longitude")
     op.drop_column("terminals", "install_latitude")
+    op.drop_column("applications", "closing_time")
+    op.drop_column("applications", "opening_time")
     op.drop_column("merchants", "closing_time")
     op.drop_column("merchants", "opening_time")
     op.drop_column("merchants", "risk_grade")
@@ -372,6 +385,7 @@ def downgrade() -> None:
     op.drop_index("ix_risk_list_checks_subject", table_name="risk_list_checks")
     op.drop_index(op.f("ix_risk_list_checks_status"), table_name="risk_list_checks")
     op.drop_table("risk_list_checks")
+    op.drop_index("uq_risk_limit_changes_pending", table_name="risk_limit_changes")
     op.drop_index(op.f("ix_risk_limit_changes_status"), table_name="risk_limit_changes")
     op.drop_table("risk_limit_changes")
     op.drop_index(op.f("ix_risk_counters_expires_on"), table_name="risk_counters")

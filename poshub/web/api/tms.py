@@ -174,6 +174,8 @@ def _terminal_out(detail: TerminalDetail) -> TerminalOut:
         status=terminal.status,
         model_code=terminal.model_code,
         install_address=terminal.install_address,
+        install_latitude=terminal.install_latitude,
+        install_longitude=terminal.install_longitude,
         locked_reason=terminal.locked_reason,
         locked_at=terminal.locked_at,
         activated_at=terminal.activated_at,

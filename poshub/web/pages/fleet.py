@@ -55,6 +55,7 @@ from poshub.terminals.service import TerminalSummary
 from poshub.web.api.contracts import pdf_response
 from poshub.web.deps import app_state, client_ip, read_uow, staff, translator, write_uow
 from poshub.web.errors import field_errors, pydantic_errors, refusal
+from poshub.web.risk_views import merchant_risk_context
 from poshub.web.roles import (
     CONTRACT_COUNTERSIGN,
     CONTRACT_READ,
@@ -283,6 +284,7 @@ def _merchant_context(
         "errors": [],
         "terminal_models": catalog_repository.terminal_models(session) if can_amend else [],
         "terminal_form": _terminal_form(uow, signed) if can_amend and signed else None,
+        **merchant_risk_context(session, merchant, principal, t),
         # Freezes, holds and open cases (poshub/risk/cases.py): the risk card.
         "risk_cases": risk_cases.merchant_risk(session, merchant.mid)
         if principal.has_any(RISK_READ)
@@ -383,6 +385,11 @@ def _act(
         )
     uow.commit()
     return RedirectResponse(f"/admin/merchants/{mid}#{anchor}", status_code=303)
+
+
+act_on_merchant = _act
+"""The page's way to run an action, for forms whose routes live elsewhere (the risk
+grade and business hours forms, poshub/web/pages/risk_merchants.py)."""
 
 
 @router.post("/merchants/{mid}/contracts")

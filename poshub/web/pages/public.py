@@ -84,7 +84,7 @@ FORM_FIELDS = (
     "address.district", "address.detail", "address.region_code",
     "settlement_account.bank_name", "settlement_account.account_name",
     "settlement_account.account_number", "settlement_account.account_type",
-    "expected_monthly_volume_yuan",
+    "expected_monthly_volume_yuan", "opening_time", "closing_time",
 )  # fmt: skip
 BENEFICIAL_OWNER_ROWS = 3
 """Rows for beneficial owners on the form (an enterprise needs one at least)."""
@@ -148,7 +148,9 @@ def form_to_payload(
             group, key = name.split(".", 1)
             if value or key != "region_code":
                 payload[group][key] = value
-        elif value or name not in ("uscc", "licence_expiry", "established_on"):
+        elif value or name not in (
+            "uscc", "licence_expiry", "established_on", "opening_time", "closing_time"
+        ):  # fmt: skip
             payload[name] = value or None if name in ("uscc",) else value
     payload["licence_long_term"] = form.get("licence_long_term") == "on"
     _compliance_fields(form, payload)
