@@ -8,6 +8,13 @@ by statement (executemany), commits, and only then resolves the futures. On SQLi
 one round of WAL flush. A failed batch is retried request by request inside savepoints, so
 one request's conflict (a repeated dedupe key) fails only that request.
 
+An operation may be *guarded* (a limit reservation, poshub/risk/counters.py): it must
+change exactly one row, else its request alone fails with ``LimitReached`` through the
+same one-by-one retry. Counter statements run first in a group, one row at a time in key
+order, so that concurrent writers on PostgreSQL lock counter rows in one order; a group
+PostgreSQL still picks as a deadlock victim is retried whole
+(``limits.GATEWAY_JOURNAL_DEADLOCK_RETRIES``).
+
 The queue is bounded: when it is full, ``submit`` raises ``JournalFull`` and the pipeline
 answers ``96`` instead of letting memory grow.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import queue
 import threading
@@ -50,11 +58,32 @@ class DuplicateKey(JournalFailed):
     """A unique key (a repeated request's dedupe key) already exists."""
 
 
+class LimitReached(JournalFailed):
+    """A guarded operation changed no row (a limit had no room left): the request's
+    operations had no effect; the other requests of its group were written."""
+
+
+class _GuardFailed(Exception):
+    """A guarded operation changed no row while writing a whole group."""
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     statement: str
     """A key of ``repository.writer_statements``."""
     params: dict[str, Any]
+    guarded: bool = False
+    """The statement must change exactly one row, else the request fails (LimitReached)."""
+
+
+def _counter_key(op: Op) -> str:
+    params = op.params
+    return str(params["key"] if "key" in params else params["b_key"])
+
+
+def _is_deadlock(error: DBAPIError) -> bool:
+    """PostgreSQL's deadlock or serialization failure: retrying the group succeeds."""
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 @dataclass(slots=True)
@@ -185,8 +214,8 @@ class Journal:
     def _write_group(self, items: list[_Item]) -> None:
         started = time.perf_counter()
         try:
-            self._execute(items)
-        except IntegrityError:
+            self._execute_retrying(items)
+        except (IntegrityError, _GuardFailed):
             self._write_one_by_one(items)
             return
         except Exception as error:  # the database is unavailable: every request fails
@@ -203,19 +232,57 @@ class Journal:
         stats.largest_group = max(stats.largest_group, len(items))
         self._resolve([(item, None) for item in items])
 
+    def _execute_retrying(self, items: list[_Item]) -> None:
+        for attempt in range(limits.GATEWAY_JOURNAL_DEADLOCK_RETRIES + 1):
+            try:
+                self._execute(items)
+                return
+            except DBAPIError as error:
+                if isinstance(error, IntegrityError) or not _is_deadlock(error):
+                    raise
+                if attempt == limits.GATEWAY_JOURNAL_DEADLOCK_RETRIES:
+                    raise
+                log.warning("journal group chosen as deadlock victim; retrying")
+
     def _execute(self, items: list[_Item]) -> None:
         if self._raw:
             self._execute_raw(items)
             return
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        counters: list[Op] = []
         for item in items:
             for op in item.ops:
-                grouped[op.statement].append(op.params)
+                if op.statement in repository.COUNTER_STATEMENTS:
+                    counters.append(op)
+                else:
+                    grouped[op.statement].append(op.params)
         with self._database.engine.begin() as connection:
+            if counters:
+                self._run_counters(connection, counters)
             for name in repository.STATEMENT_ORDER:
                 params = grouped.get(name)
                 if params:
                     connection.execute(self._statements[name], params)
+
+    def _run_counters(self, connection: Connection, ops: list[Op]) -> None:
+        """Counter operations one at a time in key order (stable: a key's operations keep
+        their arrival order); a guarded one that changes no row fails the group."""
+        ops.sort(key=_counter_key)
+        if self._raw:
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for op in ops:
+                    sql = self._compiled[(op.statement, tuple(op.params))][0]
+                    cursor.execute(sql, self._values(op))
+                    if op.guarded and cursor.rowcount != 1:
+                        raise _GuardFailed(op.statement)
+            finally:
+                cursor.close()
+            return
+        for op in ops:
+            result = connection.execute(self._statements[op.statement], op.params)
+            if op.guarded and result.rowcount != 1:
+                raise _GuardFailed(op.statement)
 
     def _execute_raw(self, items: list[_Item]) -> None:
         """SQLite: the prepared rows through the driver, one statement per kind and chunk.
@@ -224,12 +291,18 @@ class Journal:
         thread holds the GIL only to hand tuples to the driver, which releases it while
         SQLite works, so the event loop keeps running."""
         grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+        counters: list[Op] = []
         for item in items:
             assert item.rows is not None
             for op, (name, row) in zip(item.ops, item.rows, strict=True):
+                if name in repository.COUNTER_STATEMENTS:
+                    counters.append(op)
+                    continue
                 grouped[(name, self._compiled[(name, tuple(op.params))][0])].append(row)
         order = {name: index for index, name in enumerate(repository.STATEMENT_ORDER)}
         with self._database.engine.begin() as connection:
+            if counters:
+                self._run_counters(connection, counters)
             for (name, sql), rows in sorted(grouped.items(), key=lambda kv: order[kv[0][0]]):
                 self._run_rows(connection, name, sql, rows)
 
@@ -253,31 +326,52 @@ class Journal:
             start += size
 
     def _write_one_by_one(self, items: list[_Item]) -> None:
-        outcomes: list[tuple[_Item, Exception | None]] = []
-        try:
-            with self._database.engine.begin() as connection:
-                for item in items:
-                    savepoint = connection.begin_nested()
-                    try:
-                        for op in item.ops:
-                            if self._raw:
-                                sql = self._compiled[(op.statement, tuple(op.params))][0]
-                                connection.exec_driver_sql(sql, self._values(op))
-                            else:
-                                connection.execute(self._statements[op.statement], [op.params])
-                    except IntegrityError:
-                        savepoint.rollback()
-                        outcomes.append((item, DuplicateKey("duplicate key")))
-                        continue
-                    savepoint.commit()
-                    outcomes.append((item, None))
-        except DBAPIError as error:
-            log.error("journal write failed: %s", type(error).__name__)
-            self.stats.failures += 1
-            outcomes = [(item, JournalFailed("journal write failed")) for item in items]
+        # Requests that touch counters go in the order of their first counter key, the
+        # order the group pass used: fewer lock-order inversions with other processes.
+        ordered = sorted(items, key=_first_counter_key)
+        for attempt in range(limits.GATEWAY_JOURNAL_DEADLOCK_RETRIES + 1):
+            try:
+                outcomes = self._one_by_one(ordered)
+                break
+            except DBAPIError as error:
+                if not _is_deadlock(error) or attempt == limits.GATEWAY_JOURNAL_DEADLOCK_RETRIES:
+                    log.error("journal write failed: %s", type(error).__name__)
+                    self.stats.failures += 1
+                    outcomes = [(item, JournalFailed("journal write failed")) for item in items]
+                    break
+                log.warning("journal one-by-one pass chosen as deadlock victim; retrying")
         self.stats.commits += 1
         self.stats.requests += len(items)
         self._resolve(outcomes)
+
+    def _one_by_one(self, items: list[_Item]) -> list[tuple[_Item, Exception | None]]:
+        outcomes: list[tuple[_Item, Exception | None]] = []
+        with self._database.engine.begin() as connection:
+            for item in items:
+                savepoint = connection.begin_nested()
+                try:
+                    counters = [o for o in item.ops if o.statement in repository.COUNTER_STATEMENTS]
+                    if counters:
+                        self._run_counters(connection, counters)
+                    for op in item.ops:
+                        if op.statement in repository.COUNTER_STATEMENTS:
+                            continue
+                        if self._raw:
+                            sql = self._compiled[(op.statement, tuple(op.params))][0]
+                            connection.exec_driver_sql(sql, self._values(op))
+                        else:
+                            connection.execute(self._statements[op.statement], [op.params])
+                except IntegrityError:
+                    savepoint.rollback()
+                    outcomes.append((item, DuplicateKey("duplicate key")))
+                    continue
+                except _GuardFailed:
+                    savepoint.rollback()
+                    outcomes.append((item, LimitReached("limit reached")))
+                    continue
+                savepoint.commit()
+                outcomes.append((item, None))
+        return outcomes
 
     def _resolve(self, outcomes: list[tuple[_Item, Exception | None]]) -> None:
         loop = self._loop
@@ -302,6 +396,11 @@ MULTI_ROW_CHUNKS: Final = (256, 64, 16, 4, 1)
 32,766 bound parameters."""
 
 
+def _first_counter_key(item: _Item) -> tuple[int, str]:
+    keys = [_counter_key(op) for op in item.ops if op.statement in repository.COUNTER_STATEMENTS]
+    return (1, min(keys)) if keys else (0, "")
+
+
 def _split_values(sql: str) -> tuple[str, str, str]:
     """``INSERT … VALUES (?, ?) ON CONFLICT …`` → head, the values group, the tail."""
     start = sql.index(" VALUES (") + len(" VALUES ")
@@ -322,4 +421,6 @@ def _sqlite_value(value: Any) -> Any:
         )
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value)  # a JSON column, as SQLAlchemy's JSON type stores it
     return value

@@ -4,6 +4,10 @@
     repeat detection → risk (before) → PIN translation → journal (pending) →
     network → risk (after) → journal (final) → response
 
+Risk (poshub/gateway/risk.py) decides before forwarding, in memory; what it must write
+rides on the journal writes the request makes anyway: limit reservations on the pending
+row's commit (no room left → ``61``), alerts, holds and releases on the final one.
+
 Each step is a small method; a step that decides the answer returns the response code and
 the pipeline stops there. What the terminal is told and what the journal records are built
 from the same values, and no approved answer leaves before its journal row is durable.
@@ -74,11 +78,19 @@ from poshub.gateway.constants import (
     response_mti,
 )
 from poshub.gateway.crypto import PinError, WorkingKeys, ZonePinKey, issue_working_keys
-from poshub.gateway.journal import DuplicateKey, Journal, JournalFailed, JournalFull, Op
+from poshub.gateway.journal import (
+    DuplicateKey,
+    Journal,
+    JournalFailed,
+    JournalFull,
+    LimitReached,
+    Op,
+)
 from poshub.gateway.link import LinkDown, NetworkLink
 from poshub.gateway.models import BatchStatus, TxnKind, TxnStatus
-from poshub.gateway.risk import AllowAll, RiskContext, RiskHooks
+from poshub.gateway.risk import ALLOW, AllowAll, RiskContext, RiskDecision, RiskHooks
 from poshub.merchants.models import MerchantStatus
+from poshub.risk import bins
 from poshub.terminals import hsm
 from poshub.terminals.models import TerminalStatus
 
@@ -257,6 +269,10 @@ class Exchange:
     qr_voucher: str | None = None
     wallet: str | None = None
     dedupe_key: str | None = None
+    channel: str | None = None
+    """debit, credit or qr (poshub/risk/bins.py), for financial requests."""
+    risk: RiskDecision | None = None
+    """The risk hooks' decision before forwarding, handed back to them at the end."""
     _hhmmss: str | None = None
     _mmdd: str | None = None
 
@@ -400,12 +416,14 @@ class Gateway:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self._rrns.start(self._loop, self._reads)
+        await self.risk.start(self.read)
         self._refresher = self._loop.create_task(self._refresh_forever(), name="terminal-views")
 
     def close(self) -> None:
         refresher = getattr(self, "_refresher", None)
         if refresher is not None:
             refresher.cancel()
+        self.risk.close()
         self._reads.shutdown(wait=False, cancel_futures=True)
 
     async def read(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -938,6 +956,7 @@ class Gateway:
             # Never received: 00 stops the terminal retrying (spec §11.9).
             return await self._answer(x, Rc.APPROVED, ops=ops)
         x.original = original
+        x.channel = original.channel
         if original.amount_fen is not None and x.amount_fen != original.amount_fen:
             raise Answer(Rc.ORIGINAL_AMOUNT_WRONG)
         if original.status == TxnStatus.REVERSED:
@@ -958,6 +977,10 @@ class Gateway:
                     original, reason=request.get(F_RESPONSE_CODE, "98"), now=x.received_at
                 )
             )
+            undoing = None
+            if TxnKind(original.kind) in UNDOES and original.original_rrn:
+                undoing = await self.read(repository.transaction, original.original_rrn)
+            ops.extend(self.risk.undone(original, undoing))
         else:
             # Declined originals changed nothing upstream; just mark them.
             ops.append(
@@ -1059,6 +1082,8 @@ class Gateway:
         elif request.get(F_CURRENCY) and checks.check_currency(request.get(F_CURRENCY)) is not None:
             raise Answer(Rc.INVALID_AMOUNT)
         qr = kind == TxnKind.QR_SALE or request.get(F_ENTRY_MODE, "").startswith("03")
+        if identified.financial:
+            x.channel = bins.channel_of(kind, x.pan, qr=qr, original_channel=None)
         if not qr:
             code = checks.check_card(x.pan, checks.card_expiry(request), x.host_date)
             if code is not None:
@@ -1169,13 +1194,17 @@ class Gateway:
             TxnKind.COMPLETION_ADVICE,
         ):
             await self._find_original(x)
-        decision = self.risk.before_forward(self._risk_context(x))
+            if x.original is not None and x.original.channel:
+                x.channel = x.original.channel
+        decision = ALLOW if resend else self.risk.before_forward(self._risk_context(x))
         if not decision.allow:
-            raise Answer(
+            declined = (
                 decision.response_code
                 if decision.response_code != Rc.APPROVED
                 else Rc.DO_NOT_HONOUR
             )
+            return await self._answer(x, declined, ops=list(decision.ops))
+        x.risk = decision
         upstream = self._network_request(x)
         self._translate_pin(x, upstream)
         if not resend:
@@ -1184,7 +1213,17 @@ class Gateway:
             x.status = TxnStatus.PENDING.value
             x.upstream = "forwarded"
             try:
-                await self.journal.write([Op(repository.INSERT_TXN, self._row(x, pending=True))])
+                await self.journal.write(
+                    [Op(repository.INSERT_TXN, self._row(x, pending=True)), *decision.ops]
+                )
+            except LimitReached:
+                # Another request (here or in another gateway process) took the room left
+                # under a limit first: nothing was written or forwarded.
+                self.risk.limit_reached(self._risk_context(x), decision)
+                x.risk = None
+                x.upstream = "none"
+                x.network_stan = None
+                return await self._answer(x, Rc.EXCEEDS_AMOUNT_LIMIT)
             except DuplicateKey:
                 # The same request arrived through another connection or process first.
                 assert x.dedupe_key is not None
@@ -1230,7 +1269,7 @@ class Gateway:
             x.qr_voucher = tlv.get(TAG_QR_VOUCHER)
         if F_RESERVED_63 in response:
             x.wallet = response[F_RESERVED_63][:3]
-        after = self.risk.after_response(self._risk_context(x), code.value)
+        after = self.risk.after_response(self._risk_context(x), code.value, x.risk or ALLOW)
         if code == Rc.APPROVED and not after.allow:
             refused = (
                 after.response_code if after.response_code != Rc.APPROVED else Rc.DO_NOT_HONOUR
@@ -1375,6 +1414,7 @@ class Gateway:
     def _risk_context(self, x: Exchange) -> RiskContext:
         view = x.view
         assert view is not None
+        original = x.original
         return RiskContext(
             kind=x.kind,
             tid=view.tid,
@@ -1385,6 +1425,15 @@ class Gateway:
             entry_mode=x.request.get(F_ENTRY_MODE),
             rrn=x.rrn,
             received_at=x.received_at,
+            channel=x.channel,
+            local=x.local,
+            terminal_limit_fen=view.limit_fen,
+            original_rrn=original.rrn if original is not None else None,
+            original_kind=original.kind if original is not None else None,
+            original_amount_fen=original.amount_fen if original is not None else None,
+            original_host_date=original.host_date if original is not None else None,
+            original_tid=original.tid if original is not None else None,
+            original_pan_token=original.pan_token if original is not None else None,
         )
 
     async def _finish(
@@ -1419,6 +1468,14 @@ class Gateway:
                 )
         if reverse_upstream is not None:
             ops.append(self.saf_op(_RowView.of(x), reason=reverse_upstream, now=self.clock()))
+        ops.extend(
+            self.risk.finish(
+                self._risk_context(x),
+                x.risk or ALLOW,
+                code.value,
+                approved=status == TxnStatus.APPROVED,
+            )
+        )
         return await self._answer(
             x, code, ops=ops, finish=True, wake_saf=reverse_upstream is not None
         )
@@ -1588,6 +1645,7 @@ class Gateway:
             "pan_last4": x.pan[-4:] if x.pan else None,
             "pan_token": x.pan_token,
             "entry_mode": request.get(F_ENTRY_MODE),
+            "channel": x.channel,
             "amount_fen": x.amount_fen,
             "currency": request.get(F_CURRENCY),
             "response_code": code.value if code is not None else None,

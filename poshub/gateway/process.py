@@ -27,8 +27,9 @@ from poshub.gateway.crypto import load_network_zpk
 from poshub.gateway.journal import Journal
 from poshub.gateway.link import NetworkLink, TcpNetworkLink
 from poshub.gateway.pipeline import Gateway
-from poshub.gateway.risk import RiskHooks
+from poshub.gateway.risk import AllowAll, RiskHooks
 from poshub.gateway.server import GatewayServer
+from poshub.risk.engine import RiskEngine
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ async def start_gateway(
 ) -> RunningGateway:
     """Start every part of the gateway on the running loop; ``port=0`` picks a free port.
 
+    Risk control (poshub/risk/engine.py) decides unless ``risk`` is given or the settings
+    turn it off (``POSHUB_GATEWAY_RISK=off``, for measuring the gateway without it).
+
     With several worker processes (``reuse_port``), only the ``primary`` one recovers what
     a crash left pending and runs store-and-forward: one owner for the reversals owed."""
     database = database or open_database(settings)
@@ -83,6 +87,8 @@ async def start_gateway(
     link = link or TcpNetworkLink(settings.network_host, settings.network_port)
     journal = Journal(database)
     journal.start(asyncio.get_running_loop())
+    if risk is None:
+        risk = RiskEngine() if settings.gateway_risk else AllowAll()
     gateway = Gateway(
         settings=settings,
         database=database,

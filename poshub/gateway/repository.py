@@ -11,7 +11,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Date,
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
@@ -28,12 +43,16 @@ from poshub.gateway.models import (
     TxnStatus,
 )
 from poshub.merchants.models import Merchant
+from poshub.risk.models import RiskAlert, RiskCounter, RiskFreeze
 from poshub.terminals.models import Terminal, TerminalKey, TmsParameterSet
 
 TXN = table_of(GatewayTransaction)
 SESSION = table_of(TerminalSession)
 BATCH = table_of(TerminalBatch)
 REVERSAL = table_of(NetworkReversal)
+COUNTER = table_of(RiskCounter)
+ALERT = table_of(RiskAlert)
+FREEZE = table_of(RiskFreeze)
 
 TXN_COLUMNS: Final = tuple(c.name for c in TXN.columns)
 
@@ -51,6 +70,16 @@ SETTLE_BATCH: Final = "settle_batch"
 UPLOADED_RECORDS: Final = "uploaded_records"
 CLOSE_BATCH: Final = "close_batch"
 MAC_FAILURE: Final = "mac_failure"
+RESERVE_COUNTER: Final = "reserve_counter"
+ADD_COUNTER: Final = "add_counter"
+RELEASE_COUNTER: Final = "release_counter"
+INSERT_ALERT: Final = "insert_alert"
+INSERT_HOLD: Final = "insert_hold"
+
+COUNTER_STATEMENTS: Final = frozenset({RESERVE_COUNTER, ADD_COUNTER, RELEASE_COUNTER})
+"""Statements on ``risk_counters`` (poshub/risk/counters.py). The writer runs them first in
+a group, one row at a time in key order: every process locks counter rows in the same
+order (no deadlock on PostgreSQL), and a guarded reservation's row count is its answer."""
 
 FINISH_COLUMNS: Final = (
     "status",
@@ -111,6 +140,62 @@ def _upsert_transaction(dialect: str) -> Executable:
         set_={c: statement.excluded[c] for c in UPSERT_COLUMNS},
     )
     return upsert
+
+
+def _counter_upsert(dialect: str, *, guarded: bool) -> Executable:
+    """Add to a limit counter, creating it at need. Guarded: only while the total stays
+    within ``limit_fen`` — both the insert (a SELECT that yields no row when the amount
+    alone passes the limit) and the update (``ON CONFLICT … WHERE``) change nothing
+    otherwise, so the statement's row count says whether the reservation was made. On
+    PostgreSQL the conflicting row is locked and its latest committed total compared, so
+    concurrent gateway processes queue on it and never pass the limit together."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    columns = ("key", "amount_fen", "count", "expires_on")
+    if guarded:
+        types: dict[str, Any] = {"key": String(96), "amount_fen": BigInteger(),
+                                 "count": Integer(), "expires_on": Date()}  # fmt: skip
+        source = select(*(bindparam(c, type_=types[c]) for c in columns)).where(
+            bindparam("amount_fen", type_=BigInteger())
+            <= bindparam("limit_fen", type_=BigInteger())
+        )
+        statement = module.insert(COUNTER).from_select(list(columns), source)
+    else:
+        statement = module.insert(COUNTER).values({c: bindparam(c) for c in columns})
+    excluded = statement.excluded
+    upsert: Executable = statement.on_conflict_do_update(
+        index_elements=[COUNTER.c.key],
+        set_={
+            "amount_fen": COUNTER.c.amount_fen + excluded.amount_fen,
+            "count": COUNTER.c["count"] + excluded["count"],
+        },
+        where=(COUNTER.c.amount_fen + excluded.amount_fen <= bindparam("limit_fen"))
+        if guarded
+        else None,
+    )
+    # The row count is the answer; SQLAlchemy only keeps an INSERT's when asked.
+    return upsert.execution_options(preserve_rowcount=True)
+
+
+def _counter_release() -> Executable:
+    """Take an amount off a counter (a reservation that did not become a payment, or a
+    payment undone), never below zero."""
+    delta = bindparam("delta_fen", type_=BigInteger())
+    return (
+        update(COUNTER)
+        .where(COUNTER.c.key == bindparam("b_key"))
+        .values(
+            amount_fen=case((COUNTER.c.amount_fen > delta, COUNTER.c.amount_fen - delta), else_=0),
+            count=case((COUNTER.c["count"] > 0, COUNTER.c["count"] - 1), else_=0),
+        )
+    )
+
+
+def _insert_alert(dialect: str) -> Executable:
+    """A risk alert; one whose ``dedupe_key`` exists already (another request or process
+    raised it for the same subject and period) is skipped, never an error."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement: Executable = module.insert(ALERT).on_conflict_do_nothing()
+    return statement
 
 
 MULTI_ROW: Final = frozenset({"insert_txn"})
@@ -176,10 +261,18 @@ def writer_statements(dialect: str) -> dict[str, Executable]:
             mac_failures=bindparam("mac_failures"),
             last_mac_failure_at=bindparam("last_mac_failure_at"),
         ),
+        RESERVE_COUNTER: _counter_upsert(dialect, guarded=True),
+        ADD_COUNTER: _counter_upsert(dialect, guarded=False),
+        RELEASE_COUNTER: _counter_release(),
+        INSERT_ALERT: _insert_alert(dialect),
+        INSERT_HOLD: insert(FREEZE),
     }
 
 
 STATEMENT_ORDER: Final = (
+    RESERVE_COUNTER,
+    ADD_COUNTER,
+    RELEASE_COUNTER,
     INSERT_TXN,
     INSERT_BATCH,
     INSERT_REVERSAL,
@@ -193,6 +286,8 @@ STATEMENT_ORDER: Final = (
     CLOSE_BATCH,
     UPSERT_SESSION,
     MAC_FAILURE,
+    INSERT_ALERT,
+    INSERT_HOLD,
 )
 """Order in which a group commit runs its statements: rows are inserted before anything
 that could update them; within one statement, in arrival order."""

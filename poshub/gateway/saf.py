@@ -204,6 +204,8 @@ async def recover(gateway: Gateway) -> int:
             )
             if row.network_stan:
                 ops.append(gateway.saf_op(row, reason="98", now=now))
+            # What the request reserved under limits is given back.
+            ops.extend(gateway.risk.undone(row, None))
         await gateway.journal.write(ops)
         recovered += len(rows)
         log.warning("recovered %d forwarded, unanswered requests: reversals queued", len(rows))

@@ -260,6 +260,7 @@ ALERT_CODE_LABELS: Final[dict[str, str]] = {
 }
 """The name of every ``risk_alerts.rule_code``: the rules' and the external list's."""
 
+
 @dataclass(frozen=True, slots=True)
 class RuleSetting:
     """One rule as it runs: its version's switch, action and validated thresholds.

@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from poshub.core.db import Database
+from poshub.core.db import Database, utcnow
 from poshub.core.settings import Settings
 from poshub.gateway import codec
 from poshub.gateway.link import TcpNetworkLink
 from poshub.gateway.process import RunningGateway, start_gateway
+from poshub.risk.models import RiskRuleVersion
+from poshub.risk.schemas import RULES, RuleCode
 from poshub.simulators.network import NetworkSimulator
 from poshub.simulators.terminal import Card, TerminalClient
 
@@ -49,6 +51,30 @@ class Env:
         }
         options.update(overrides)
         return TerminalClient("127.0.0.1", self.port, **options)
+
+
+def set_rule(database: Database, code: RuleCode, *, enabled: bool = True, **params: Any) -> None:
+    """Save a new version of one risk rule (what a risk officer does in the back office);
+    a running gateway picks it up at its next risk refresh, a starting one at once."""
+    with database.unit_of_work() as uow:
+        session = uow.session
+        latest = max(
+            (v.version for v in session.query(RiskRuleVersion).filter_by(code=code.value)),
+            default=0,
+        )
+        session.add(
+            RiskRuleVersion(
+                code=code.value,
+                version=latest + 1,
+                enabled=enabled,
+                action=RULES[code].action.value,
+                params=params,
+                reason="test",
+                created_by="test",
+                created_at=utcnow(),
+            )
+        )
+        uow.commit()
 
 
 @asynccontextmanager

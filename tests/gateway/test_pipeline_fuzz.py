@@ -28,9 +28,10 @@ from poshub.gateway import codec
 from poshub.gateway.constants import MTI, Rc
 from poshub.gateway.fields import Settlement48
 from poshub.gateway.models import TxnStatus
+from poshub.risk.schemas import RuleCode
 from poshub.simulators.terminal import JournalEntry, Kind, TerminalClient
 from tests.gateway import probes
-from tests.gateway.support import CARD, DEMO_MID, DEMO_TID, Env, running
+from tests.gateway.support import CARD, DEMO_MID, DEMO_TID, Env, running, set_rule
 
 QR_CODE = "134567890123456789"
 KINDS = ("sale", "void", "refund", "reversal", "settlement", "sign_on", "qr_sale")
@@ -161,6 +162,11 @@ class Harness:
 def _gateway(
     settings_: Settings, database: Database
 ) -> Iterator[tuple[asyncio.AbstractEventLoop, Harness]]:
+    # Hundreds of requests from one terminal and one card within seconds are what card
+    # velocity and card testing exist to stop (65, 59); raised here as a risk officer
+    # would for a test terminal, so that every other rule still runs on mutated input.
+    set_rule(database, RuleCode.CARD_VELOCITY, max_count=100_000)
+    set_rule(database, RuleCode.CARD_TESTING, max_declines=100_000)
     loop = asyncio.new_event_loop()
     stack = contextlib.AsyncExitStack()
     try:
