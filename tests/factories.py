@@ -564,3 +564,73 @@ def download_document(client: TestClient, created: dict[str, Any], document_id: 
         f"/api/v1/applications/{created['id']}/documents/{document_id}",
         headers=bearer(created["access_token"]),
     )
+
+
+SECOND_RISK_OFFICER = ("risk2", "Str0ng-Secret-2ksir!")
+"""A second risk officer for maker-checker steps (limit changes), as the demo seeds one."""
+
+
+def add_second_risk_officer(state: AppState) -> Principal:
+    """Create :data:`SECOND_RISK_OFFICER` (not in the seeded staff, so most tests keep one)
+    and return it as a principal, for service-level tests."""
+    from poshub.core.audit import Actor
+    from poshub.staff import service as staff_service
+
+    username, password = SECOND_RISK_OFFICER
+    with state.db.unit_of_work() as uow:
+        staff_service.create_user(
+            uow.session,
+            username=username,
+            display_name="Risk Two",
+            password=password,
+            roles=[Role.RISK_OFFICER],
+            actor=Actor.system("tests"),
+        )
+        uow.commit()
+        return _principal(uow.session, username)
+
+
+def login_second_risk_officer(client: TestClient) -> dict[str, str]:
+    username, password = SECOND_RISK_OFFICER
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def principal_of(state: AppState, username: str) -> Principal:
+    """A seeded staff member as the services see them."""
+    with state.db.unit_of_work(read_only=True) as uow:
+        return _principal(uow.session, username)
+
+
+def terminal_row(state: AppState, mid: str, tid: str, *, model: str = "SMART-A8") -> None:
+    """A terminal ``tid`` of ``mid`` written directly, under a contract signed first: for
+    tests that need a TID, not the allocation (tests/terminals walks that)."""
+    from poshub.contracts import repository as contract_repository
+    from poshub.terminals.models import Terminal
+
+    with state.db.unit_of_work(read_only=True) as uow:
+        merchant = merchant_repository.by_mid(uow.session, mid)
+        assert merchant is not None
+        signed = contract_repository.latest_signed(uow.session, merchant.id) is not None
+    if not signed:
+        sign_contract(state, mid)
+    now = utcnow()
+    with state.db.unit_of_work() as uow:
+        merchant = merchant_repository.by_mid(uow.session, mid)
+        assert merchant is not None
+        contract = contract_repository.latest_signed(uow.session, merchant.id)
+        assert contract is not None
+        uow.session.add(
+            Terminal(
+                tid=tid,
+                merchant_id=merchant.id,
+                model_code=model,
+                status="active",
+                contract_id=contract.id,
+                install_address="安徽省合肥市蜀山区长江西路 100 号",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        uow.commit()
