@@ -133,6 +133,25 @@ def refusal(exc: PosHubError | ValidationError, t: Translator) -> tuple[list[str
     return [t(exc.message, {k: t(v) for k, v in exc.params.items()})], exc.status_code
 
 
+def refusal_by_field(
+    exc: PosHubError | ValidationError, t: Translator
+) -> tuple[dict[str, str], int]:
+    """What a page shows beside each field of a refused form: the translated messages by
+    field (``form`` for a refusal that names none, such as a 409), and the status code."""
+    if isinstance(exc, ValidationError):
+        detail = pydantic_errors(exc.errors(), t)
+    elif isinstance(exc, ValidationFailed):
+        detail = field_errors(exc.errors, t)
+    else:
+        messages, status_code = refusal(exc, t)
+        return {"form": " ".join(messages)}, status_code
+    found: dict[str, str] = {}
+    for error in detail:
+        field = error["field"] if error["field"] != "body" else "form"
+        found[field] = f"{found[field]} {error['msg']}" if field in found else error["msg"]
+    return found, 422
+
+
 def _body(code: str, message: str, detail: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message}
     if detail is not None:

@@ -48,7 +48,7 @@ from poshub.terminals.schemas import (
     TransportKeyStartIn,
 )
 from poshub.web.deps import app_state, read_uow, staff, translator, write_uow
-from poshub.web.errors import field_errors, pydantic_errors, refusal
+from poshub.web.errors import refusal, refusal_by_field
 from poshub.web.pages.terminal import terminal_response
 from poshub.web.roles import FLEET_WRITE
 from poshub.web.templating import render
@@ -194,22 +194,6 @@ def keys_page(request: Request, uow: Read, principal: Operations) -> Response:
     return _keys_page(request, uow, principal)
 
 
-def _by_field(exc: PosHubError | ValidationError, t: Translator) -> tuple[dict[str, str], int]:
-    """A refusal's messages by field (``form`` for one that names none)."""
-    if isinstance(exc, ValidationError):
-        detail = pydantic_errors(exc.errors(), t)
-    elif isinstance(exc, ValidationFailed):
-        detail = field_errors(exc.errors, t)
-    else:
-        messages, status_code = refusal(exc, t)
-        return {"form": " ".join(messages)}, status_code
-    found: dict[str, str] = {}
-    for error in detail:
-        field = error["field"] if error["field"] != "body" else "form"
-        found[field] = f"{found[field]} {error['msg']}" if field in found else error["msg"]
-    return found, 422
-
-
 def _refused(
     request: Request, uow: UnitOfWork, principal: Principal, exc: PosHubError, t: Translator
 ) -> Response:
@@ -243,7 +227,7 @@ def start_transport_key(
         )
     except (PosHubError, ValidationError) as exc:
         uow.rollback()
-        found, status_code = _by_field(exc, t)
+        found, status_code = refusal_by_field(exc, t)
         return _keys_page(
             request,
             uow,
@@ -280,7 +264,7 @@ def complete_transport_key(
         )
     except (ValidationFailed, ValidationError) as exc:
         uow.rollback()
-        found, status_code = _by_field(exc, t)
+        found, status_code = refusal_by_field(exc, t)
         return _keys_page(
             request, uow, principal, field_errors_by_form={form: found}, status_code=status_code
         )
@@ -321,7 +305,7 @@ def request_key_export(
         )
     except (PosHubError, ValidationError) as exc:
         uow.rollback()
-        found, status_code = _by_field(exc, t)
+        found, status_code = refusal_by_field(exc, t)
         return terminal_response(
             request, uow, tid, principal, export_errors=found, status_code=status_code
         )
