@@ -40,8 +40,9 @@ from poshub.web.deps import PUBLIC, read_uow
 from poshub.web.edge import BodyLimit, BodyTooLarge, body_too_large, refuse_nul
 from poshub.web.pages import admin, apidocs, contract, keys, public, technician, terminal
 from poshub.web.pages import fleet as fleet_pages
-from poshub.web.pages import risk_merchants as risk_merchant_pages
 from poshub.web.pages import risk_cases as risk_case_pages
+from poshub.web.pages import risk_controls as risk_control_pages
+from poshub.web.pages import risk_merchants as risk_merchant_pages
 from poshub.web.pages import transactions as transaction_pages
 from poshub.web.security import LANG_COOKIE, safe_local_path
 from poshub.web.templating import render_error_page
@@ -160,8 +161,9 @@ def create_app(state: AppState) -> FastAPI:
         fleet_pages.router,
         keys.router,
         transaction_pages.router,
-        risk_merchant_pages.router,
+        risk_control_pages.router,
         risk_case_pages.router,
+        risk_merchant_pages.router,
         terminal.router,
         admin.router,
     ):

@@ -45,6 +45,7 @@ from poshub.onboarding.models import Application
 from poshub.privacy import retention
 from poshub.privacy import service as privacy_service
 from poshub.risk import cases as risk_cases
+from poshub.risk import controls as risk_controls
 from poshub.staff.models import StaffUser
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
@@ -284,6 +285,7 @@ def _merchant_context(
         "errors": [],
         "terminal_models": catalog_repository.terminal_models(session) if can_amend else [],
         "terminal_form": _terminal_form(uow, signed) if can_amend and signed else None,
+        "limits": risk_controls.merchant_limits_view(session, merchant),
         **merchant_risk_context(session, merchant, principal, t),
         # Freezes, holds and open cases (poshub/risk/cases.py): the risk card.
         "risk_cases": risk_cases.merchant_risk(session, merchant.mid)

@@ -51,6 +51,7 @@ from poshub.onboarding.service import (
     withdraw_consent,
 )
 from poshub.onboarding.states import ApplicationStatus
+from poshub.risk import controls as risk_controls
 from poshub.web.api.applications import read_upload
 from poshub.web.deps import (
     PUBLIC,
@@ -338,6 +339,10 @@ def _tracking_page(
             "notice": notice,
             "demo_code": demo_code,
             "code_digits": limits.MOBILE_CODE_DIGITS,
+            # The merchant's own limits only: this page is reached with its access code.
+            "limits": risk_controls.merchant_limits_view(uow.session, merchant)
+            if merchant
+            else None,
             **_consent_panel(uow, application, t),
         },
         status_code,
