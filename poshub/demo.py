@@ -66,6 +66,8 @@ DEMO_USERS = (
     DemoUser("reviewer", "审核员 李审", Role.REVIEWER),
     DemoUser("reviewer2", "复核员 王复", Role.REVIEWER),
     DemoUser("risk", "风控专员 赵风", Role.RISK_OFFICER),
+    # A limit change is requested by one risk officer and approved by another (maker-checker).
+    DemoUser("risk2", "风控复核 冯控", Role.RISK_OFFICER),
     DemoUser("ops", "运营专员 钱运", Role.OPERATIONS),
     # Operations has maker-checker steps of its own (a contract prepared by one operator is
     # countersigned by another; key ceremonies and key exports need a second person).
