@@ -1893,8 +1893,9 @@ def approve(
     now: dt.datetime,
 ) -> Merchant | ApplicationOverride:
     """The reviewer approves. Over failed or pending checks a note is required; over a
-    blacklist, duplicate, real-name or four-element check the approval waits for a risk
-    officer (the override request is returned), otherwise the merchant is created."""
+    blacklist, duplicate, real-name, four-element or external risk list check the approval
+    waits for a risk officer (the override request is returned), otherwise the merchant is
+    created (and graded, poshub/risk/grading.py)."""
     ensure_transition(application.status, ApplicationStatus.APPROVED)
     _ensure_assignee(application, reviewer)
     ensure_privacy_consent(session, application)

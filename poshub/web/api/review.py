@@ -174,8 +174,8 @@ def approve(
     principal: Reviewer,
 ) -> MerchantOut | OverrideOut:
     """Approve: creates the merchant with its MID (200). Over a failed or pending
-    blacklist, duplicate, real-name or four-element check it records an override request
-    for a risk officer instead (202); ``note`` is internal, ``message`` goes to the applicant."""
+    blacklist, duplicate, real-name, four-element or external risk list check it records an
+    override request for a risk officer instead (202); ``note`` is internal, ``message`` goes to the applicant."""
     application = service.get_for_review(uow.session, application_id, for_update=True)
     outcome = service.approve(
         uow.session, app_state(request).onboarding, application, principal, body, now=utcnow()
