@@ -173,8 +173,10 @@ RISK_ACTION_LABELS = {
     "decline": N_("Authorization declined"),
     "alert": N_("Approved, alert raised"),
     "hold": N_("Approved, settlement held"),
+    "notice": N_("Alert raised"),
 }
-"""What a rule hit did to the authorization (``risk.models.RuleAction``)."""
+"""What a rule hit did to the authorization (``risk.models.RuleAction``); ``notice`` for an
+alert raised outside any authorization (a relocation, an external list hit)."""
 ALERT_STATUS_LABELS = {
     "open": N_("Awaiting review"),
     "in_case": N_("In a case"),

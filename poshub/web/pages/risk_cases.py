@@ -36,7 +36,7 @@ from poshub.core.i18n import Translator
 from poshub.core.money import format_fen
 from poshub.risk import cases
 from poshub.risk.models import AlertStatus, CaseStatus, RiskAlert, RiskCase
-from poshub.risk.schemas import ALERT_CODE_LABELS
+from poshub.risk.schemas import ALERT_CODE_LABELS, RULES
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.web.api.applications import download_headers, read_upload, stored_bytes
@@ -57,6 +57,17 @@ router = APIRouter(prefix="/admin/risk", include_in_schema=False)
 
 # The merchant page's risk card (admin/risk_case_merchant.html) names each freeze's kind.
 templates.env.globals["risk_freeze_kind"] = cases.freeze_kind
+
+GATEWAY_RULES = frozenset(code.value for code, rule in RULES.items() if rule.in_gateway)
+
+
+def alert_action(alert: RiskAlert) -> str:
+    """What a hit did, as ``labels.RISK_ACTION_LABELS`` names it: an alert raised outside
+    the authorization (a relocation, an external list) approved nothing, it only tells."""
+    return alert.action if alert.rule_code in GATEWAY_RULES else "notice"
+
+
+templates.env.globals["alert_action"] = alert_action
 
 Read = Annotated[UnitOfWork, Depends(read_uow)]
 Write = Annotated[UnitOfWork, Depends(write_uow)]
@@ -83,7 +94,7 @@ DETAIL_LABELS = {
     "closing_time": N_("Closes"),
     "grace_minutes": N_("Grace (minutes)"),
     "norm_fen": N_("Category's typical ticket"),
-    "factor": N_("Factor"),
+    "factor": N_("Multiple (×)"),
     "average_fen": N_("Average ticket today"),
     "average_factor": N_("Average factor"),
     "month_volume_fen": N_("Volume this month"),
@@ -440,7 +451,7 @@ def _case_page(
         "can_act": can_act,
         "can_export": principal.has_any(RISK_WRITE),
         "terminals": [x.tid for x in terminals],
-        "card_rrns": [x.rrn for x in detail.transactions if x.pan_token],
+        "card_rrns": [(x.rrn, x.pan_masked) for x in detail.transactions if x.pan_token],
         "hold_rrns": [x.rrn for x in own_transactions],
         "officers": [u.username for u in cases.risk_officers(session)] if can_act else [],
         "outcomes": list(cases.CaseOutcome),
