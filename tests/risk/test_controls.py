@@ -453,7 +453,7 @@ class TestRules:
                 uow.session,
                 principal_of(state, "risk"),
                 "no_such_rule",
-                RuleEdit(enabled=True, action="alert", params={}, reason="x"),  # type: ignore[arg-type]
+                RuleEdit(enabled=True, action="alert", params={}, reason="x"),
                 now=utcnow(),
             )
         with state.db.unit_of_work() as uow, pytest.raises(Conflict) as unchanged:
@@ -461,7 +461,7 @@ class TestRules:
                 uow.session,
                 principal_of(state, "risk"),
                 "terminal_velocity",
-                RuleEdit(enabled=True, action="alert", params={}, reason="x"),  # type: ignore[arg-type]
+                RuleEdit(enabled=True, action="alert", params={}, reason="x"),
                 now=utcnow(),
             )
         assert unchanged.value.code == "rule_unchanged"
@@ -494,7 +494,7 @@ class TestRules:
             controls.preview_setting(
                 uow.session,
                 "card_velocity",
-                RulePreviewIn(action="alert", params={"max_count": 0}),  # type: ignore[arg-type]
+                RulePreviewIn(action="alert", params={"max_count": 0}),
                 now=utcnow(),
             )
         pytest.importorskip("poshub.risk.preview")  # helper H1's replay of the journal
@@ -502,7 +502,7 @@ class TestRules:
             result = controls.preview_setting(
                 uow.session,
                 "card_velocity",
-                RulePreviewIn(action="alert", params={"max_count": 1}, days=3),  # type: ignore[arg-type]
+                RulePreviewIn(action="alert", params={"max_count": 1}, days=3),
                 now=utcnow(),
             )
             assert not uow.session.execute(select(RiskRuleVersion)).first()

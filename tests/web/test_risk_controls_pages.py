@@ -122,9 +122,9 @@ def test_a_rule_saved_from_its_form_is_the_next_version(client: TestClient) -> N
     assert rule["action"] == "alert"
     assert rule["params"]["round_unit_fen"] == 200_000  # typed in CNY, kept in fen
     assert rule["params"]["night_start"] == "22:30"
-    page = _page(client, f"{RULES}?lang=en").text
-    assert "Version 1, saved by Risk" in page
-    assert 'id="rule-cashout-v1"' in page
+    shown = _page(client, f"{RULES}?lang=en").text
+    assert "Version 1, saved by Risk" in shown
+    assert 'id="rule-cashout-v1"' in shown
 
 
 def test_a_refused_edit_shows_each_error_beside_its_field_and_changes_nothing(
@@ -234,9 +234,9 @@ def test_limits_maker_checker_in_the_back_office(client: TestClient, state: AppS
     assert f'id="withdraw-{change_id}"' not in page.text
     approved = _post(client, f"{LIMITS}/changes/{change_id}/approve", page, note="看过门店")
     assert approved.status_code == 303
-    page = _page(client, f"{LIMITS}?lang=en").text
-    assert 'id="no-pending"' in page
-    assert "¥200,000.50" in page  # the version, in CNY
+    shown = _page(client, f"{LIMITS}?lang=en").text
+    assert 'id="no-pending"' in shown
+    assert "¥200,000.50" in shown  # the version, in CNY
     limits = client.get(f"/api/v1/risk/limits/merchants/{mid}").json()
     qr = next(c for c in limits["channels"] if c["channel"] == "qr")
     assert qr["in_force"]["per_day_fen"] == 20_000_050

@@ -328,6 +328,9 @@ def _rule_action(
             uow.rollback()
             errors, status_code = refusal_by_field(exc, t)
     if errors:
+        if preview and request.headers.get("HX-Request"):
+            # htmx swaps only successful answers: the refused preview is shown in place too.
+            status_code = 200
         return _rules_page(
             request, uow, principal, forms={code: RuleForm(typed, errors)}, status_code=status_code
         )
