@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from poshub.bootstrap import AppState
+from poshub.risk.schemas import RULES as RULE_DEFINITIONS
+from poshub.web.labels import RULE_PARAM_LABELS
 from poshub.web.security import APPLICANT_COOKIE, LANG_COOKIE
 from tests.factories import (
     add_second_risk_officer,
@@ -92,6 +94,17 @@ def test_rules_page_reads_in_chinese_without_codes(client: TestClient) -> None:
     for code in ("card_velocity", "max_count", "window_minutes", "decline", "night_start"):
         assert code not in text, code
     assert "出厂默认设置" in text  # nothing saved yet
+
+
+def test_every_threshold_of_every_rule_has_a_name() -> None:
+    """A threshold added to a rule's model needs its label, or the page shows its code."""
+    unnamed = [
+        f"{code}.{name}"
+        for code, definition in RULE_DEFINITIONS.items()
+        for name in definition.params.model_fields
+        if f"{code}.{name}" not in RULE_PARAM_LABELS and name not in RULE_PARAM_LABELS
+    ]
+    assert unnamed == []
 
 
 def test_a_rule_saved_from_its_form_is_the_next_version(client: TestClient) -> None:
