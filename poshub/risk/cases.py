@@ -29,9 +29,10 @@ Closing
     frozen); a false positive cannot keep any.
 
 Suspicious-transaction report (可疑交易报告)
-    A CSV per case for the anti-money-laundering report to the PBOC: the reporting
-    institution, the case, the subject merchant, the grounds (rule hits and notes), then
-    the transactions with masked card numbers. Exporting is a case event and audited.
+    Per case, as CSV or PDF (``poshub.risk.report``), for the anti-money-laundering report
+    to the PBOC: the reporting institution, the case, the subject merchant, the grounds
+    (rule hits and notes), then the transactions with masked card numbers. Exporting is a
+    case event and audited.
 
 Blocked cards
     A card is blocked from a transaction (by RRN: its token and masked number are taken
@@ -54,7 +55,6 @@ from sqlalchemy.orm import Session
 from poshub.core import audit, ids, limits
 from poshub.core.clock import SHANGHAI, business_date, local_time
 from poshub.core.errors import N_, Conflict, FieldError, NotFound, ValidationFailed
-from poshub.core.exports import csv_bytes
 from poshub.core.i18n import Translator
 from poshub.core.money import format_fen
 from poshub.core.sequences import take_next
@@ -64,7 +64,7 @@ from poshub.gateway.models import GatewayTransaction
 from poshub.merchants import repository as merchant_repository
 from poshub.merchants.models import Merchant
 from poshub.onboarding.documents import Rejection, safe_file_name, screen
-from poshub.risk import repository
+from poshub.risk import report, repository
 from poshub.risk.models import (
     AlertStatus,
     BlockedCard,
@@ -1116,33 +1116,23 @@ def freezes_in_force(session: Session, *, mid: str | None = None) -> Sequence[Ri
 
 # --- Suspicious-transaction report (可疑交易报告) -------------------------------------------------
 
-REPORT_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
 
-
-@dataclass(frozen=True)
-class Institution:
-    """The reporting institution, from the settings (``POSHUB_ACQUIRER_*``)."""
-
-    name: str
-    code: str
-    licence: str
-
-
-def report_file_name(case: RiskCase) -> str:
-    return f"STR-{case.reference}.csv"
-
-
-def report_csv(detail: CaseDetail, institution: Institution, *, by: str, now: dt.datetime) -> bytes:
-    """The report: header fields (label, value), a blank line, then one row per
-    transaction. The labels are the report's own (Chinese, as filed with the PBOC), not
-    the reader's language; card numbers only masked; every cell neutralised for
-    spreadsheets (core/exports)."""
+def build_report(
+    detail: CaseDetail, institution: report.Institution, *, by: str, now: dt.datetime
+) -> report.Report:
+    """What the report says: who reports, the case, the subject merchant, the grounds
+    (the rules that fired, by name, and the notes), then the transactions, card numbers
+    masked. In Chinese, as it is filed."""
     case, merchant = detail.case, detail.merchant
     zh = Translator("zh_CN")
     hits = list(dict.fromkeys(a.rule_code for a in detail.alerts))  # in order of firing
     total = sum(t.amount_fen or 0 for t in detail.transactions)
-    header: list[tuple[str, object]] = [
-        ("报告类型", "可疑交易报告"),
+
+    def moment(value: dt.datetime) -> str:
+        return local_time(value).strftime("%Y-%m-%d %H:%M:%S")
+
+    fields: list[tuple[str, object]] = [
+        ("报告类型", report.TITLE),
         ("报告机构", institution.name),
         ("机构代码", institution.code),
         ("许可证编号", institution.licence),
@@ -1150,8 +1140,8 @@ def report_csv(detail: CaseDetail, institution: Institution, *, by: str, now: dt
         ("案件名称", case.title),
         ("案件状态", zh(CASE_STATUS_NAMES.get(case.status, case.status))),
         ("处理结论", zh(OUTCOME_LABELS[case.outcome]) if case.outcome in OUTCOME_LABELS else ""),
-        ("立案时间", local_time(case.opened_at).strftime("%Y-%m-%d %H:%M:%S")),
-        ("报告生成时间", local_time(now).strftime("%Y-%m-%d %H:%M:%S")),
+        ("立案时间", moment(case.opened_at)),
+        ("报告生成时间", moment(now)),
         ("报告人", by),
         ("商户编号", case.mid or ""),
         ("商户名称", merchant.business_name if merchant else ""),
@@ -1166,61 +1156,50 @@ def report_csv(detail: CaseDetail, institution: Institution, *, by: str, now: dt
         ("可疑交易金额合计", format_fen(total, symbol="")),
         ("可疑行为描述", " / ".join(e.note or "" for e in detail.notes)),
     ]
-    rows: list[list[object]] = [[label, value] for label, value in header]
-    rows.append([])
-    rows.append(
-        [
-            "交易时间",
-            "检索参考号",
-            "商户编号",
-            "终端号",
-            "交易类型",
-            "渠道",
-            "金额",
-            "币种",
-            "卡号（掩码）",
-            "应答码",
-            "状态",
-        ]
-    )
-    for t in detail.transactions:
-        rows.append(
-            [
-                local_time(t.received_at).strftime("%Y-%m-%d %H:%M:%S"),
-                t.rrn,
-                t.mid or "",
-                t.tid or "",
-                t.kind,
-                t.channel or "",
-                format_fen(t.amount_fen or 0, symbol=""),
-                "CNY" if t.currency in (None, "156") else t.currency,
-                t.pan_masked or t.wallet or "",
-                t.response_code or "",
-                t.status,
-            ]
+    rows = tuple(
+        (
+            moment(t.received_at),
+            t.rrn,
+            t.mid or "",
+            t.tid or "",
+            report.KIND_NAMES.get(t.kind, t.kind),
+            report.CHANNEL_NAMES.get(t.channel or "", t.channel or ""),
+            format_fen(t.amount_fen or 0, symbol=""),
+            "CNY" if t.currency in (None, "156") else (t.currency or ""),
+            t.pan_masked or t.wallet or "",
+            t.response_code or "",
+            report.STATUS_NAMES.get(t.status, t.status),
         )
-    return csv_bytes(["字段", "内容"], rows)
+        for t in detail.transactions
+    )
+    return report.Report(
+        case.reference, tuple((label, str(value)) for label, value in fields), rows
+    )
 
 
 def export_report(
     session: Session,
     principal: Principal,
     case: RiskCase,
-    institution: Institution,
+    institution: report.Institution,
     *,
+    fmt: report.ReportFormat = report.ReportFormat.CSV,
     now: dt.datetime,
-) -> bytes:
-    """The case's suspicious-transaction report as CSV; the export is an event of the case
-    (closed cases included: filing the report is often the last step) and audited."""
+) -> tuple[report.Report, bytes]:
+    """The case's suspicious-transaction report (CSV or PDF); the export is an event of
+    the case (closed cases included: filing the report is often the last step) and
+    audited."""
     detail = case_detail(session, case)
-    data = report_csv(detail, institution, by=principal.display_name, now=now)
+    content = build_report(detail, institution, by=principal.display_name, now=now)
+    data = report.render(content, fmt)
+    details = {"format": fmt.value, "transactions": len(detail.transactions)}
     session.add(
         RiskCaseEvent(
             case_id=case.id,
             action=CaseEventAction.REPORT_EXPORTED.value,
             actor=principal.username,
             note=None,
-            detail={"format": "csv", "transactions": len(detail.transactions)},
+            detail=details,
             at=now,
         )
     )
@@ -1230,9 +1209,9 @@ def export_report(
         "risk.report_exported",
         "risk_case",
         case.reference,
-        {"mid": case.mid, "format": "csv", "transactions": len(detail.transactions)},
+        {"mid": case.mid, **details},
     )
-    return data
+    return content, data
 
 
 # --- Blocked cards ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from poshub.core.audit import AuditEntry
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.core.errors import Conflict, NotFound, PosHubError, ValidationFailed
-from poshub.risk import cases, holds
+from poshub.risk import cases, holds, report
 from poshub.risk.models import (
     RiskAlert,
     RiskCase,
@@ -45,7 +45,7 @@ from tests.risk.cases_support import (
 )
 
 R = TypeVar("R")
-INSTITUTION = cases.Institution(name="PosHub 示范收单机构", code="898", licence="Z2000000000001")
+INSTITUTION = report.Institution(name="PosHub 示范收单机构", code="898", licence="Z2000000000001")
 
 
 @pytest.fixture
@@ -721,7 +721,7 @@ def test_the_report_lists_the_case_and_masked_transactions(act: Act, risk: World
         reference,
         lambda s, c: cases.add_note(s, act.officer, c, "Night-time round amounts.", now=utcnow()),
     )
-    data = act(
+    _content, data = act(
         lambda s: cases.export_report(
             s, act.officer, cases.get_case(s, reference), INSTITUTION, now=utcnow()
         )
@@ -744,6 +744,7 @@ def test_the_report_lists_the_case_and_masked_transactions(act: Act, risk: World
     table = rows[rows.index([]) + 1 :]
     assert table[0][:2] == ["交易时间", "检索参考号"]
     assert [(r[1], r[8]) for r in table[1:]] == [(SALE, PAN_MASKED), (DECLINED, PAN_MASKED)]
+    assert [(r[4], r[10]) for r in table[1:]] == [("消费", "成功"), ("消费", "拒绝")]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", table[1][0])
     assert _events(act, reference)[-1] == "report_exported"
     assert _audited(act, reference)[-1] == "risk.report_exported"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from poshub.bootstrap import AppState
 from poshub.core import limits
@@ -224,6 +225,21 @@ def test_the_report_export_has_no_full_card_number(client: TestClient, risk: Wor
     assert [r[8] for r in rows[rows.index([]) + 2 :]] == [PAN_MASKED, PAN_MASKED]
     events = client.get(f"{API}/cases/{reference}").json()["events"]
     assert events[-1]["action"] == "report_exported"
+
+    # The same report as a PDF, for the case file: Chinese text, masked cards only.
+    pdf = client.post(f"{API}/cases/{reference}/export", params={"format": "pdf"}, headers=csrf)
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert f"STR-{reference}.pdf" in pdf.headers["content-disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "可疑交易报告" in text
+    assert reference in text
+    assert "合肥蜀山明辉便利超市" in text
+    assert PAN_MASKED in text
+    assert PAN not in text
+    assert _fields(
+        client.post(f"{API}/cases/{reference}/export", params={"format": "xls"}, headers=csrf)
+    ) == ["format"]
     login(client, "auditor")
     assert (
         client.post(f"{API}/cases/{reference}/export", headers=login(client, "auditor")).status_code

@@ -24,7 +24,7 @@ from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.i18n import Translator
 from poshub.core.text import PlainTextInput
 from poshub.gateway.schemas import TransactionOut
-from poshub.risk import cases
+from poshub.risk import cases, report
 from poshub.risk.models import (
     BlockedCard,
     RiskAlert,
@@ -599,36 +599,55 @@ def close(reference: str, data: CloseIn, uow: Write, principal: Officer, t: T) -
     return _acted(uow, case, t)
 
 
-def report_response(data: bytes, case: RiskCase) -> Response:
+def report_response(content: report.Report, data: bytes, fmt: report.ReportFormat) -> Response:
     return Response(
         data,
-        media_type=cases.REPORT_MEDIA_TYPE,
+        media_type=report.MEDIA_TYPES[fmt],
         headers={
-            "Content-Disposition": f'attachment; filename="{cases.report_file_name(case)}"',
+            "Content-Disposition": f'attachment; filename="{report.file_name(content, fmt)}"',
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store",
         },
     )
 
 
-def institution(request: Request) -> cases.Institution:
+def institution(request: Request) -> report.Institution:
     settings = app_state(request).settings
-    return cases.Institution(
+    return report.Institution(
         name=settings.acquirer_name_zh,
         code=settings.acquirer_code,
         licence=settings.acquirer_licence,
     )
 
 
-@router.post("/cases/{reference}/export", response_class=Response)
-def export_report(reference: str, request: Request, uow: Write, principal: Officer) -> Response:
-    """The case's suspicious-transaction report (可疑交易报告) as CSV: the reporting
-    institution, the case, the merchant, the grounds, then the transactions with masked
-    card numbers. The export is recorded on the case and audited."""
+def export(
+    request: Request,
+    uow: UnitOfWork,
+    principal: Principal,
+    reference: str,
+    fmt: report.ReportFormat,
+) -> Response:
+    """Export, commit, and answer the file (the API and the case page)."""
     case = cases.get_case(uow.session, reference, for_update=True)
-    data = cases.export_report(uow.session, principal, case, institution(request), now=utcnow())
+    content, data = cases.export_report(
+        uow.session, principal, case, institution(request), fmt=fmt, now=utcnow()
+    )
     uow.commit()
-    return report_response(data, case)
+    return report_response(content, data, fmt)
+
+
+@router.post("/cases/{reference}/export", response_class=Response)
+def export_report(
+    reference: str,
+    request: Request,
+    uow: Write,
+    principal: Officer,
+    format: report.ReportFormat = report.ReportFormat.CSV,
+) -> Response:
+    """The case's suspicious-transaction report (可疑交易报告), ``format`` ``csv`` (the
+    default) or ``pdf``: the reporting institution, the case, the merchant, the grounds,
+    then the transactions with masked card numbers. Recorded on the case and audited."""
+    return export(request, uow, principal, reference, format)
 
 
 # --- Freezes and blocked cards ---------------------------------------------------------------------

@@ -34,13 +34,13 @@ from poshub.core.db import UnitOfWork, utcnow
 from poshub.core.errors import N_, PosHubError, ValidationFailed
 from poshub.core.i18n import Translator
 from poshub.core.money import format_fen
-from poshub.risk import cases
+from poshub.risk import cases, report
 from poshub.risk.models import AlertStatus, CaseStatus, RiskAlert, RiskCase
 from poshub.risk.schemas import ALERT_CODE_LABELS, RULES
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.web.api.applications import download_headers, read_upload, stored_bytes
-from poshub.web.api.risk_cases import institution, report_response
+from poshub.web.api.risk_cases import export
 from poshub.web.deps import (
     app_state,
     read_uow,
@@ -772,9 +772,13 @@ def close(
 
 
 @router.post("/cases/{reference}/export")
-def export_report(reference: str, request: Request, uow: Write, principal: Officer) -> Response:
-    """Download the suspicious-transaction report (CSV); recorded on the case."""
-    case = cases.get_case(uow.session, reference, for_update=True)
-    data = cases.export_report(uow.session, principal, case, institution(request), now=utcnow())
-    uow.commit()
-    return report_response(data, case)
+def export_report(
+    reference: str,
+    request: Request,
+    uow: Write,
+    principal: Officer,
+    format: Annotated[str, Form(max_length=8)] = "csv",
+) -> Response:
+    """Download the suspicious-transaction report (CSV or PDF); recorded on the case."""
+    fmt = report.ReportFormat.PDF if format == "pdf" else report.ReportFormat.CSV
+    return export(request, uow, principal, reference, fmt)
