@@ -354,6 +354,22 @@ def merchant_names(session: Session, mids: Collection[str]) -> dict[str, str]:
     return repository.merchant_names(session, mids)
 
 
+@dataclass(frozen=True, slots=True)
+class Dismissal:
+    by: str
+    at: dt.datetime
+    reason: str
+
+
+def dismissals(session: Session, alert_ids: Collection[int]) -> dict[int, Dismissal]:
+    """Who dismissed each of ``alert_ids``, when and why (from its audit entry: the
+    alert row keeps the engine's values, the audit log the officer's decision)."""
+    return {
+        alert_id: Dismissal(entry.actor_id, entry.at, str(entry.details.get("reason", "")))
+        for alert_id, entry in repository.dismissals(session, alert_ids).items()
+    }
+
+
 def _open_alerts(session: Session, alert_ids: Collection[int]) -> list[RiskAlert]:
     """The alerts named, locked, all of them open; 422 for none or too many, 404 for one
     that does not exist, 409 for one already in a case or dismissed."""

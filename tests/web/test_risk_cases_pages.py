@@ -97,6 +97,9 @@ def test_the_queue_reads_in_chinese_and_opens_a_case(client: TestClient, risk: W
     assert dismissed.status_code == 303
     assert "已排除 1 条告警" in client.get(dismissed.headers["location"] + "&lang=zh_CN").text
     assert 'id="no-alerts"' in client.get("/admin/risk/alerts").text
+    shown = client.get("/admin/risk/alerts?status=dismissed&lang=zh_CN").text
+    assert "已排除: 测试卡 (risk" in shown
+    assert "已排除 x" not in client.get("/admin/risk/alerts?dismissed=x&lang=zh_CN").text
 
 
 def test_acting_on_a_case_from_its_page(client: TestClient, risk: World) -> None:

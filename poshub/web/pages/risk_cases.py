@@ -133,13 +133,24 @@ class AlertRow:
     alert: RiskAlert
     merchant_name: str | None
     details: list[tuple[str, str]]
+    dismissal: cases.Dismissal | None
+    """Who dismissed it, when and why (a dismissed alert)."""
 
 
 def _alert_rows(session: Session, alerts: Iterable[RiskAlert], t: Translator) -> list[AlertRow]:
     listed = list(alerts)
     names = cases.merchant_names(session, {a.mid for a in listed if a.mid})
+    dismissals = cases.dismissals(
+        session, [a.id for a in listed if a.status == AlertStatus.DISMISSED]
+    )
     return [
-        AlertRow(a, names.get(a.mid) if a.mid else None, detail_items(a.detail, t)) for a in listed
+        AlertRow(
+            a,
+            names.get(a.mid) if a.mid else None,
+            detail_items(a.detail, t),
+            dismissals.get(a.id),
+        )
+        for a in listed
     ]
 
 
@@ -189,8 +200,8 @@ def _alerts_page(
         "can_act": principal.has_any(RISK_WRITE),
         "result": None,
         "rows": [],
-        "done": request.query_params.get("done", ""),
-        "done_count": request.query_params.get("n", ""),
+        # After a dismissal: how many (a number, or nothing is said).
+        "done_count": n if (n := request.query_params.get("dismissed", "")).isdigit() else "",
     }
     try:
         criteria = cases.parse_alert_filter(
@@ -271,7 +282,7 @@ def dismiss(
         )
     uow.commit()
     return RedirectResponse(
-        f"/admin/risk/alerts?done=dismissed&n={len(dismissed)}#queue", status_code=303
+        f"/admin/risk/alerts?dismissed={len(dismissed)}#queue", status_code=303
     )
 
 
