@@ -281,9 +281,7 @@ def dismiss(
             status_code=status_code,
         )
     uow.commit()
-    return RedirectResponse(
-        f"/admin/risk/alerts?dismissed={len(dismissed)}#queue", status_code=303
-    )
+    return RedirectResponse(f"/admin/risk/alerts?dismissed={len(dismissed)}#queue", status_code=303)
 
 
 @router.post("/cases")
