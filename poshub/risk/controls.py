@@ -37,7 +37,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlalchemy.exc import IntegrityError
@@ -59,6 +59,7 @@ from poshub.risk.models import (
     RiskRuleVersion,
     RuleAction,
 )
+from poshub.risk.preview import RulePreview, preview_rule
 from poshub.risk.schemas import (
     DEFAULT_LIMITS,
     DEFAULT_SUBJECT,
@@ -80,9 +81,6 @@ from poshub.risk.schemas import (
 from poshub.staff.service import Principal
 from poshub.terminals import repository as terminal_repository
 from poshub.terminals.models import Terminal
-
-if TYPE_CHECKING:
-    from poshub.risk.preview import RulePreview
 
 AMOUNT_FIELDS = ("per_transaction_fen", "per_day_fen", "per_month_fen", "per_card_per_day_fen")
 """The amounts of a level's limits, narrowest first."""
@@ -703,6 +701,4 @@ def preview_setting(
     setting = validate_setting(
         state.definition.code, data.enabled, data.action, data.params, current=state.setting
     )
-    from poshub.risk.preview import preview_rule
-
     return preview_rule(session, setting, days=data.days, now=now)

@@ -2,7 +2,7 @@
 test-artifacts/screenshots/ (risk-rules-*.png, risk-limits-*.png) for people to look at.
 
 A risk officer previews a rule setting with a wrong threshold (htmx shows the refusal
-beside the field in place), saves a good one, asks for a higher QR limit for a merchant;
+beside the field in place), previews a good one and saves it, asks for a higher QR limit for a merchant;
 a second risk officer approves it, and the merchant page shows the new limit.
 """
 
@@ -55,6 +55,9 @@ def test_rules_and_limits_by_two_risk_officers(
     _shot(risk, screenshot_dir, "risk-rules-refused.png")
 
     risk.fill("#rule-card_velocity-max_count-input", "8")
+    risk.click("#rule-card_velocity-preview")
+    expect(risk.locator("#rule-card_velocity-preview-result")).to_contain_text("最近 7 天内")
+    expect(risk.locator("#rule-card_velocity-version")).to_contain_text("出厂默认设置")
     risk.fill("#rule-card_velocity-reason", "商超高峰期误报较多")
     risk.click("#rule-card_velocity-save")
     expect(risk.locator("#rule-card_velocity-version")).to_contain_text("第 1 版")
@@ -89,4 +92,4 @@ def test_rules_and_limits_by_two_risk_officers(
     expect(checker.locator("#limits-qr")).to_contain_text("商户单独设定的限额（第 1 版）")
     checker.locator("#limits").screenshot(path=str(screenshot_dir / "risk-limits-merchant.png"))
     # The refused request answered 422 (the page with its reasons), which Chromium logs.
-    assert [e for e in staff.console_errors if "status of 422" not in e] == []
+    assert [e for e in staff.console_errors if "status of 422" not in e] == [], staff.console_errors

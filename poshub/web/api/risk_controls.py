@@ -163,7 +163,12 @@ class RulePreviewOut(BaseModel):
     current_alerts: int
     """…and those the setting in force would have raised."""
     transactions: int
+    """Distinct transactions the setting's alerts name."""
     merchants: int
+    rows: int
+    """Journal rows replayed."""
+    complete: bool
+    """False when the replay stopped at ``limits.RISK_PREVIEW_ROWS_MAX`` rows."""
 
 
 def _version_out(row: RiskLimit) -> LimitVersionOut:
@@ -416,4 +421,6 @@ def preview_rule(code: str, body: RulePreviewIn, uow: Read, principal: Officer) 
         current_alerts=result.current_alerts,
         transactions=result.transactions,
         merchants=result.merchants,
+        rows=result.rows,
+        complete=result.complete,
     )
