@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: demo test test-slow test-fast lint types bench bench-gateway messages lock clean
+.PHONY: demo test test-slow test-fast lint types bench bench-gateway bench-risk messages lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: $(DEV_STAMP)
 # Echo limit, naive host and PosHub end to end at 64 terminals (docs/performance.md).
 bench-gateway: $(DEV_STAMP)
 	$(BIN)/python -m bench.gateway --terminals 64 --duration 10
+
+# Rule evaluation p99 and gateway throughput with risk on vs off, in one run (docs/performance.md).
+bench-risk: $(DEV_STAMP)
+	$(BIN)/python -m bench.risk --terminals 64 --duration 10 --rounds 2 --authorizations 20000
 
 # Extract every marked string (N_, _ and t in Python; _ in templates, see babel.cfg) into
 # the template, then merge it into poshub/locale/zh_CN/LC_MESSAGES/messages.po. New msgids

@@ -11,8 +11,9 @@ in its own process) and the same number of terminals:
 (b) naive — ``bench.gateway_servers naive``: pyiso8583 decode/encode and one SQLite commit
     per message, no MAC, no checks, no upstream.
 (c) PosHub — ``poshub network-sim`` and ``poshub gateway`` as subprocesses: MAC verified and
-    generated, every check, risk hooks, PIN translation, the network round trip, the durable
-    journal with group commit (SQLite WAL, synchronous=FULL).
+    generated, every check, risk control (rules and limits; ``bench.risk``), PIN
+    translation, the network round trip, the durable journal with group commit (SQLite
+    WAL, synchronous=FULL).
 
 Each server is measured closed-loop (every terminal sends its next sale as soon as the
 previous one is answered) for its peak, then PosHub open-loop at half its peak for the p99.
@@ -92,6 +93,11 @@ def prepare(data_dir: Path, terminals: int) -> tuple[str, list[str], Settings]:
     with database.unit_of_work() as uow:
         seed(uow.session, state.onboarding)
         mid, tids = seed_load_terminals(uow.session, state.onboarding, terminals)
+        # Risk control runs as in production, with the per-card thresholds raised for a
+        # load that reuses each card ~200 times (bench/risk.py).
+        from bench.risk import configure_for_load
+
+        configure_for_load(uow.session)
         uow.commit()
     database.dispose()
     return mid, tids, settings

@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -154,7 +155,12 @@ class Journal:
                 raise JournalFull("journal queue full")
             self._queued += 1
         future: asyncio.Future[None] = self._loop.create_future()
-        rows = [(op.statement, self._values(op)) for op in ops] if self._raw else None
+        # Counter operations are summed per key in the writer, which converts them then.
+        rows = (
+            [(op.statement, () if op.statement in COUNTERS else self._values(op)) for op in ops]
+            if self._raw
+            else None
+        )
         self._queue.put(_Item(ops, future, rows))
         return future
 
@@ -264,21 +270,65 @@ class Journal:
                 if params:
                     connection.execute(self._statements[name], params)
 
-    def _run_counters(self, connection: Connection, ops: list[Op]) -> None:
-        """Counter operations one at a time in key order (stable: a key's operations keep
-        their arrival order); a guarded one that changes no row fails the group."""
-        ops.sort(key=_counter_key)
+    def _run_counters(self, connection: Connection, ops: list[Op], *, single: bool = False) -> None:
+        """Counter operations; a guarded one that changes no row fails the group.
+
+        PostgreSQL: one at a time in key order (stable: a key's operations keep their
+        arrival order), so that concurrent writers lock counter rows in one order and each
+        guarded row count is read.
+
+        SQLite, a whole group: one writer at a time and no row locks. The additions to one
+        key are summed (a busy merchant's requests in one group make one row), then every
+        addition goes in one multi-row statement that leaves out a row that would pass its
+        limit (``repository.sqlite_reserve_many``; unguarded ones with a limit nothing
+        reaches): one driver step instead of one per row (each step hands the GIL to the
+        event loop and waits to get it back). All fitted exactly when the row count
+        is the number of rows; else the group is written again request by request
+        (``single``: row by row, guarded as on PostgreSQL), which finds the one with no
+        room. Reserving before releasing within a group can only refuse more, never pass
+        a limit."""
+        if self._raw and not single:
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                # Unguarded additions go in the same statement with a limit nothing
+                # reaches: each statement is a GIL hand-over the commit waits for.
+                additions = _summed(
+                    [
+                        op
+                        if op.statement == repository.RESERVE_COUNTER
+                        else Op(
+                            repository.RESERVE_COUNTER,
+                            op.params | {"limit_fen": UNLIMITED_FEN},
+                        )
+                        for op in ops
+                        if op.statement in SUMMABLE
+                    ]
+                )
+                if additions:
+                    rows = [_counter_row(op) for op in additions]
+                    if _many(cursor, repository.sqlite_reserve_many, rows) != len(rows):
+                        raise _GuardFailed(repository.RESERVE_COUNTER)
+                release = [op for op in ops if op.statement == repository.RELEASE_COUNTER]
+                if release:
+                    values = [self._values(op) for op in release]
+                    sql = self._compiled[(release[0].statement, tuple(release[0].params))][0]
+                    cursor.executemany(sql, values)
+            finally:
+                cursor.close()
+            return
         if self._raw:
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 for op in ops:
+                    row = self._values(op)
                     sql = self._compiled[(op.statement, tuple(op.params))][0]
-                    cursor.execute(sql, self._values(op))
+                    cursor.execute(sql, row)
                     if op.guarded and cursor.rowcount != 1:
                         raise _GuardFailed(op.statement)
             finally:
                 cursor.close()
             return
+        ops.sort(key=_counter_key)
         for op in ops:
             result = connection.execute(self._statements[op.statement], op.params)
             if op.guarded and result.rowcount != 1:
@@ -352,7 +402,7 @@ class Journal:
                 try:
                     counters = [o for o in item.ops if o.statement in repository.COUNTER_STATEMENTS]
                     if counters:
-                        self._run_counters(connection, counters)
+                        self._run_counters(connection, counters, single=True)
                     for op in item.ops:
                         if op.statement in repository.COUNTER_STATEMENTS:
                             continue
@@ -394,6 +444,62 @@ class Journal:
 MULTI_ROW_CHUNKS: Final = (256, 64, 16, 4, 1)
 """Sizes of multi-row INSERTs: 256 rows of the journal's 37 columns stay under SQLite's
 32,766 bound parameters."""
+
+
+COUNTERS: Final = repository.COUNTER_STATEMENTS
+SUMMABLE: Final = frozenset({repository.RESERVE_COUNTER, repository.ADD_COUNTER})
+
+
+def _summed(ops: list[Op]) -> list[Op]:
+    """Additions to the same key as one (amounts and counts summed, the tightest limit);
+    other operations as they are."""
+    if len(ops) < 2 or ops[0].statement not in SUMMABLE:
+        return ops
+    by_key: dict[str, Op] = {}
+    for op in ops:
+        key = op.params["key"]
+        seen = by_key.get(key)
+        if seen is None:
+            by_key[key] = op
+            continue
+        params = dict(seen.params)
+        params["amount_fen"] += op.params["amount_fen"]
+        params["count"] += op.params["count"]
+        if "limit_fen" in params:
+            params["limit_fen"] = min(params["limit_fen"], op.params["limit_fen"])
+        by_key[key] = Op(seen.statement, params, seen.guarded or op.guarded)
+    return list(by_key.values())
+
+
+UNLIMITED_FEN: Final = 2**62
+"""A limit no counter reaches (amounts are at most 12 digits a request)."""
+
+
+def _counter_row(op: Op) -> tuple[Any, ...]:
+    params = op.params
+    return (
+        params["key"],
+        params["amount_fen"],
+        params["count"],
+        _sqlite_value(params["expires_on"]),
+        params["limit_fen"],
+    )
+
+
+def _many(cursor: Any, sql_for: Callable[[int], str], rows: list[tuple[Any, ...]]) -> int:
+    """``rows`` through one multi-row statement of exactly their number (up to
+    ``MULTI_ROW_CHUNKS[0]`` a statement): every statement is one more wait for the GIL,
+    and a group has a few dozen counters, whose sizes the driver's statement cache
+    keeps prepared. Returns the rows changed."""
+    changed = 0
+    start = 0
+    while start < len(rows):
+        size = min(MULTI_ROW_CHUNKS[0], len(rows) - start)
+        chunk = rows[start : start + size]
+        cursor.execute(sql_for(size), tuple(value for row in chunk for value in row))
+        changed += cursor.rowcount
+        start += size
+    return changed
 
 
 def _first_counter_key(item: _Item) -> tuple[int, str]:

@@ -273,6 +273,8 @@ class Exchange:
     """debit, credit or qr (poshub/risk/bins.py), for financial requests."""
     risk: RiskDecision | None = None
     """The risk hooks' decision before forwarding, handed back to them at the end."""
+    risk_context: RiskContext | None = None
+    """What the risk hooks were shown (built once per request)."""
     _hhmmss: str | None = None
     _mmdd: str | None = None
 
@@ -1412,10 +1414,13 @@ class Gateway:
         return upstream
 
     def _risk_context(self, x: Exchange) -> RiskContext:
+        """What the risk hooks see of ``x``: built once, when the original is known."""
+        if x.risk_context is not None:
+            return x.risk_context
         view = x.view
         assert view is not None
         original = x.original
-        return RiskContext(
+        x.risk_context = RiskContext(
             kind=x.kind,
             tid=view.tid,
             mid=view.mid,
@@ -1435,6 +1440,7 @@ class Gateway:
             original_tid=original.tid if original is not None else None,
             original_pan_token=original.pan_token if original is not None else None,
         )
+        return x.risk_context
 
     async def _finish(
         self, x: Exchange, code: Rc, *, status: TxnStatus, reverse_upstream: str | None = None

@@ -7,6 +7,7 @@ group commits); reads return plain rows for the event loop to use without ORM st
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -76,7 +77,8 @@ RELEASE_COUNTER: Final = "release_counter"
 INSERT_ALERT: Final = "insert_alert"
 INSERT_HOLD: Final = "insert_hold"
 
-COUNTER_STATEMENTS: Final = frozenset({RESERVE_COUNTER, ADD_COUNTER, RELEASE_COUNTER})
+COUNTER_ORDER: Final = (RESERVE_COUNTER, ADD_COUNTER, RELEASE_COUNTER)
+COUNTER_STATEMENTS: Final = frozenset(COUNTER_ORDER)
 """Statements on ``risk_counters`` (poshub/risk/counters.py). The writer runs them first in
 a group, one row at a time in key order: every process locks counter rows in the same
 order (no deadlock on PostgreSQL), and a guarded reservation's row count is its answer."""
@@ -174,6 +176,32 @@ def _counter_upsert(dialect: str, *, guarded: bool) -> Executable:
     )
     # The row count is the answer; SQLAlchemy only keeps an INSERT's when asked.
     return upsert.execution_options(preserve_rowcount=True)
+
+
+_SQLITE_COUNTER_SET: Final = (
+    ' ON CONFLICT ("key") DO UPDATE SET amount_fen = risk_counters.amount_fen'
+    " + excluded.amount_fen, count = risk_counters.count + excluded.count"
+)
+_SQLITE_RESERVE_HEAD: Final = (
+    'INSERT INTO risk_counters ("key", amount_fen, count, expires_on)'
+    " SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES "
+)
+_SQLITE_RESERVE_TAIL: Final = (
+    ") AS v WHERE v.column2 + COALESCE((SELECT c.amount_fen FROM risk_counters AS c"
+    ' WHERE c."key" = v.column1), 0) <= v.column5'
+)
+
+
+@functools.cache
+def sqlite_reserve_many(rows: int) -> str:
+    """SQLite: reserve on ``rows`` distinct counters in one statement (one step of the
+    driver, one GIL hand-over, however many rows). Parameters per row: key, amount, count,
+    expires_on, limit. A row whose total would pass its limit is left out (the statement
+    reads the counters as they were before it, SQLite's rule for an INSERT that selects
+    from its own table), so the row count says how many fitted. Only right with one writer
+    at a time, which SQLite is; PostgreSQL uses ``RESERVE_COUNTER`` row by row."""
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return _SQLITE_RESERVE_HEAD + values + _SQLITE_RESERVE_TAIL + _SQLITE_COUNTER_SET
 
 
 def _counter_release() -> Executable:

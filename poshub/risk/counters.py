@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,29 +49,42 @@ class Slot:
     and alerts."""
 
 
+@functools.lru_cache(maxsize=64)
+def _period(day: dt.date) -> tuple[str, str, dt.date]:
+    """(``YYYYMMDD``, ``YYYYMM``, last day of the month): every authorization needs them,
+    and formatting dates is a good part of an authorization's risk cost."""
+    return (
+        day.strftime("%Y%m%d"),
+        day.strftime("%Y%m"),
+        day.replace(day=calendar.monthrange(day.year, day.month)[1]),
+    )
+
+
 def day_tag(day: dt.date) -> str:
-    return day.strftime("%Y%m%d")
+    return _period(day)[0]
 
 
 def month_tag(day: dt.date) -> str:
-    return day.strftime("%Y%m")
+    return _period(day)[1]
 
 
 def month_end(day: dt.date) -> dt.date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    return _period(day)[2]
 
 
 def merchant_keys(mid: str, channel: str, day: dt.date) -> tuple[str, str]:
     """The merchant's day and month keys for one channel."""
-    return f"m:{mid}:{channel}:d:{day_tag(day)}", f"m:{mid}:{channel}:m:{month_tag(day)}"
+    tags = _period(day)
+    return f"m:{mid}:{channel}:d:{tags[0]}", f"m:{mid}:{channel}:m:{tags[1]}"
 
 
 def terminal_keys(tid: str, channel: str, day: dt.date) -> tuple[str, str]:
-    return f"t:{tid}:{channel}:d:{day_tag(day)}", f"t:{tid}:{channel}:m:{month_tag(day)}"
+    tags = _period(day)
+    return f"t:{tid}:{channel}:d:{tags[0]}", f"t:{tid}:{channel}:m:{tags[1]}"
 
 
 def card_key(mid: str, pan_token: str, day: dt.date) -> str:
-    return f"c:{mid}:{pan_token}:d:{day_tag(day)}"
+    return f"c:{mid}:{pan_token}:d:{_period(day)[0]}"
 
 
 def slots(
@@ -84,21 +98,25 @@ def slots(
     terminal: LimitValues,
 ) -> list[Slot]:
     """Every total one payment counts against, with the limit in force on each."""
-    last = month_end(day)
-    merchant_day, merchant_month = merchant_keys(mid, channel, day)
+    day_text, month_text, last = _period(day)
     found = [
-        Slot(merchant_day, merchant.per_day_fen, day, "merchant_day"),
-        Slot(merchant_month, merchant.per_month_fen, last, "merchant_month"),
+        Slot(f"m:{mid}:{channel}:d:{day_text}", merchant.per_day_fen, day, "merchant_day"),
+        Slot(f"m:{mid}:{channel}:m:{month_text}", merchant.per_month_fen, last, "merchant_month"),
     ]
-    terminal_day, terminal_month = terminal_keys(tid, channel, day)
     if terminal.per_day_fen is not None:
-        found.append(Slot(terminal_day, terminal.per_day_fen, day, "terminal_day"))
+        found.append(
+            Slot(f"t:{tid}:{channel}:d:{day_text}", terminal.per_day_fen, day, "terminal_day")
+        )
     if terminal.per_month_fen is not None:
-        found.append(Slot(terminal_month, terminal.per_month_fen, last, "terminal_month"))
+        found.append(
+            Slot(f"t:{tid}:{channel}:m:{month_text}", terminal.per_month_fen, last,
+                 "terminal_month")
+        )  # fmt: skip
     if merchant.per_card_per_day_fen is not None and pan_token is not None:
         found.append(
-            Slot(card_key(mid, pan_token, day), merchant.per_card_per_day_fen, day, "card_day")
-        )
+            Slot(f"c:{mid}:{pan_token}:d:{day_text}", merchant.per_card_per_day_fen, day,
+                 "card_day")
+        )  # fmt: skip
     return found
 
 
@@ -189,7 +207,7 @@ class CounterView:
         watched_max: int = limits.RISK_COUNTERS_WATCHED_MAX,
     ) -> None:
         self._amounts: OrderedDict[str, int] = OrderedDict()
-        self._watched: OrderedDict[str, None] = OrderedDict()
+        self._watched: dict[str, None] = {}
         self._keys_max = keys_max
         self._watched_max = watched_max
 
@@ -200,13 +218,14 @@ class CounterView:
         return self._amounts.get(key, default)
 
     def watch(self, key: str) -> None:
+        """Reread ``key`` on every refresh. Beyond the bound the longest watched is dropped
+        (first in, first out: cheaper than LRU on every authorization; a key still in use
+        is watched again at its next authorization)."""
         watched = self._watched
-        if key in watched:
-            watched.move_to_end(key)
-            return
-        watched[key] = None
-        if len(watched) > self._watched_max:
-            watched.popitem(last=False)
+        if key not in watched:
+            watched[key] = None
+            if len(watched) > self._watched_max:
+                del watched[next(iter(watched))]
 
     def watched(self) -> list[str]:
         return list(self._watched)

@@ -88,6 +88,22 @@ DAY_SECONDS: Final = 24 * 3600
 RAISED_MAX: Final = 100_000
 """Dedupe keys of alerts this process raised, remembered so a flood sends each once."""
 
+# Enum members read once: attribute access on an Enum class costs on every authorization.
+_BLOCKED_CARD: Final = RuleCode.BLOCKED_CARD
+_CARD_VELOCITY: Final = RuleCode.CARD_VELOCITY
+_TERMINAL_VELOCITY: Final = RuleCode.TERMINAL_VELOCITY
+_CARD_TESTING: Final = RuleCode.CARD_TESTING
+_CASHOUT: Final = RuleCode.CASHOUT
+_BUSINESS_HOURS: Final = RuleCode.BUSINESS_HOURS
+_TICKET_ABOVE_NORM: Final = RuleCode.TICKET_ABOVE_NORM
+_NEW_MERCHANT_VOLUME: Final = RuleCode.NEW_MERCHANT_VOLUME
+_REFUND_RATIO: Final = RuleCode.REFUND_RATIO
+_DECLINE: Final = RuleAction.DECLINE
+_HOLD: Final = RuleAction.HOLD
+_CREDIT: Final = Channel.CREDIT.value
+_DEBIT: Final = Channel.DEBIT.value
+_CHANNELS: Final = tuple(c.value for c in Channel)
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -384,7 +400,7 @@ class RiskEngine:
         later: list[tuple[Hit, RuleSetting]] = []
         token = context.pan_token
         if token is not None and kind in CARD_KINDS:
-            setting = self.settings[RuleCode.BLOCKED_CARD]
+            setting = self.settings[_BLOCKED_CARD]
             if setting.enabled:
                 hit = rules.blocked_card(context, token in self._blocked, setting.params)
                 if decided := self._apply(context, hit, setting, later):
@@ -402,11 +418,11 @@ class RiskEngine:
         mid, tid, token = context.mid, context.tid, context.pan_token
         at = context.received_at.timestamp()
         amount = context.amount_fen or 0
-        channel = context.channel or Channel.DEBIT.value
+        channel = context.channel or _DEBIT
         day = context.host_date
         # Windows and counts, recorded whatever the rules are set to (switching a rule on
         # finds its history there).
-        card_velocity = settings[RuleCode.CARD_VELOCITY]
+        card_velocity = settings[_CARD_VELOCITY]
         card_count = 0
         if token is not None:
             card_count = _add_and_count(
@@ -414,7 +430,7 @@ class RiskEngine:
                 at,
                 card_velocity.params.window_minutes * 60,
             )
-        terminal_velocity = settings[RuleCode.TERMINAL_VELOCITY]
+        terminal_velocity = settings[_TERMINAL_VELOCITY]
         terminal_count = _add_and_count(
             self._window(self._terminal_events, tid),
             at,
@@ -424,17 +440,13 @@ class RiskEngine:
         merchant_values, terminal_values = self.limits_for(mid, tid, channel)
         profile = self.profiles.get(mid)
 
-        testing = settings[RuleCode.CARD_TESTING]
+        testing = settings[_CARD_TESTING]
         if testing.enabled:
             declines = self._terminal_declines.get(tid)
             window = testing.params.window_minutes * 60
             count = _count(declines, at, window) if declines is not None else 0
             hit = rules.card_testing(context, count, self._cooling.get(tid), testing.params)
-            if (
-                hit is not None
-                and testing.action == RuleAction.DECLINE
-                and not hit.detail["cooling"]
-            ):
+            if hit is not None and testing.action == _DECLINE and not hit.detail["cooling"]:
                 self._cool(tid, dt.datetime.fromisoformat(hit.detail["cooldown_until"]))
             if decided := self._apply(context, hit, testing, later):
                 return decided
@@ -446,8 +458,8 @@ class RiskEngine:
             hit = rules.terminal_velocity(context, terminal_count, terminal_velocity.params)
             if decided := self._apply(context, hit, terminal_velocity, later):
                 return decided
-        cashout = settings[RuleCode.CASHOUT]
-        if cashout.enabled and channel == Channel.CREDIT:
+        cashout = settings[_CASHOUT]
+        if cashout.enabled and channel == _CREDIT:
             hit = rules.cashout(
                 context,
                 same_card_today=same_card,
@@ -459,7 +471,7 @@ class RiskEngine:
             if decided := self._apply(context, hit, cashout, later):
                 return decided
         if profile is not None:
-            decision = self._merchant_rules(context, profile, channel, amount, later)
+            decision = self._merchant_rules(context, profile, day, amount, later)
             if decision is not None:
                 return decision
         # Limits last: only a request every rule let through reserves anything.
@@ -489,21 +501,21 @@ class RiskEngine:
         self,
         context: RiskContext,
         profile: Profile,
-        channel: str,
+        day: dt.date,
         amount: int,
         later: list[tuple[Hit, RuleSetting]],
     ) -> RiskDecision | None:
         settings = self.settings
-        hours = settings[RuleCode.BUSINESS_HOURS]
+        hours = settings[_BUSINESS_HOURS]
         if hours.enabled:
             hit = rules.business_hours(
                 context, profile.opening_time, profile.closing_time, hours.params
             )
             if decided := self._apply(context, hit, hours, later):
                 return decided
-        ticket = settings[RuleCode.TICKET_ABOVE_NORM]
+        ticket = settings[_TICKET_ABOVE_NORM]
         if ticket.enabled:
-            figures = self._day(context.mid, context.host_date)
+            figures = self._day(context.mid, day)
             hit = rules.ticket_above_norm(
                 context,
                 norm_fen=profile.norm_fen,
@@ -513,16 +525,17 @@ class RiskEngine:
             )
             if decided := self._apply(context, hit, ticket, later):
                 return decided
-        volume = settings[RuleCode.NEW_MERCHANT_VOLUME]
+        volume = settings[_NEW_MERCHANT_VOLUME]
         if (
             volume.enabled
             and profile.live_on is not None
             and profile.expected_monthly_fen
-            and (context.host_date - profile.live_on).days < volume.params.new_days
+            and (day - profile.live_on).days < volume.params.new_days
         ):
             month = 0
-            for each in Channel:
-                key = counters.merchant_keys(context.mid, each.value, context.host_date)[1]
+            month_text = counters.month_tag(day)
+            for channel in _CHANNELS:
+                key = f"m:{context.mid}:{channel}:m:{month_text}"
                 self.counters.watch(key)
                 month += self.counters.get(key)
             hit = rules.new_merchant_volume(
@@ -537,7 +550,7 @@ class RiskEngine:
         return None
 
     def _refund(self, context: RiskContext, later: list[tuple[Hit, RuleSetting]]) -> None:
-        setting = self.settings[RuleCode.REFUND_RATIO]
+        setting = self.settings[_REFUND_RATIO]
         if not setting.enabled:
             return
         figures = self._day(context.mid, context.host_date)
@@ -596,7 +609,7 @@ class RiskEngine:
             keys = counters.payment_keys(
                 mid=context.mid,
                 tid=context.original_tid or context.tid,
-                channel=context.channel or Channel.DEBIT.value,
+                channel=context.channel or _DEBIT,
                 pan_token=context.original_pan_token,
                 day=original_day,
             )
@@ -611,7 +624,7 @@ class RiskEngine:
             kind = TxnKind(row.kind)
         except ValueError:
             return []
-        channel = row.channel or Channel.DEBIT.value
+        channel = row.channel or _DEBIT
         if (
             kind in PAYMENT_KINDS
             and row.amount_fen
@@ -669,7 +682,7 @@ class RiskEngine:
         """A rule's hit: the decline when it is set to decline, else kept for ``finish``."""
         if hit is None:
             return None
-        if setting.action == RuleAction.DECLINE:
+        if setting.action == _DECLINE:
             return self._decline(context, hit, setting)
         later.append((hit, setting))
         return None
@@ -683,13 +696,13 @@ class RiskEngine:
         return self._declined(
             DECLINE_CODES[hit.code],
             hit.code.value,
-            self._alert_ops(context, hit, setting, RuleAction.DECLINE),
+            self._alert_ops(context, hit, setting, _DECLINE),
         )
 
     def _alert_ops(
         self, context: RiskContext, hit: Hit, setting: RuleSetting, action: RuleAction
     ) -> list[Op]:
-        if action != RuleAction.DECLINE:
+        if action != _DECLINE:
             self._count(self.stats.hits, hit.code.value)
         dedupe = hit.dedupe
         if dedupe is not None:
@@ -699,7 +712,7 @@ class RiskEngine:
             if len(self._raised) > RAISED_MAX:
                 self._raised.popitem(last=False)
         ops = [alert_op(context, hit, setting, action)]
-        if action == RuleAction.HOLD:
+        if action == _HOLD:
             ops.append(hold_op(context, hit, setting))
         return ops
 

@@ -66,11 +66,13 @@ class Hit:
 
 
 def _hour(context: RiskContext) -> str:
-    return (context.local or context.received_at).strftime("%Y%m%d%H")
+    at = context.local or context.received_at
+    return f"{at.year:04d}{at.month:02d}{at.day:02d}{at.hour:02d}"
 
 
 def _day(context: RiskContext) -> str:
-    return context.host_date.strftime("%Y%m%d")
+    day = context.host_date
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def _velocity(
@@ -137,6 +139,8 @@ def card_testing(
 
 
 MINUTES_PER_DAY: Final = 24 * 60
+_clock: Final = functools.lru_cache(maxsize=256)(schemas.clock_minutes)
+"""``HH:MM`` → minutes, parsed once per distinct setting."""
 
 
 def _minutes_of_day(moment: dt.datetime) -> int:
@@ -168,11 +172,7 @@ def cashout_signals(
     ):
         signals.append("near_limit")
     local = context.local or context.received_at
-    if _within(
-        _minutes_of_day(local),
-        schemas.clock_minutes(params.night_start),
-        schemas.clock_minutes(params.night_end),
-    ):
+    if _within(_minutes_of_day(local), _clock(params.night_start), _clock(params.night_end)):
         signals.append("night")
     if same_card_today >= params.same_card_per_day:
         signals.append("same_card_repeated")
@@ -222,8 +222,8 @@ def business_hours(
     means the business runs past midnight."""
     if context.kind not in PAYMENT_KINDS or not opening_time or not closing_time:
         return None
-    opening = schemas.clock_minutes(opening_time)
-    closing = schemas.clock_minutes(closing_time)
+    opening = _clock(opening_time)
+    closing = _clock(closing_time)
     if opening == closing:
         return None  # open around the clock
     grace = params.grace_minutes
