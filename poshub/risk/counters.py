@@ -30,9 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from sqlalchemy.orm import Session
+
 from poshub.core import limits
-from poshub.gateway import repository
+from poshub.gateway import repository as statements
 from poshub.gateway.journal import Op
+from poshub.risk import repository
 from poshub.risk.schemas import LimitValues
 
 
@@ -151,9 +154,9 @@ def reserve_ops(found: Iterable[Slot], amount_fen: int) -> list[Op]:
             "expires_on": slot.expires_on,
         }
         if slot.limit_fen is None:
-            ops.append(Op(repository.ADD_COUNTER, params))
+            ops.append(Op(statements.ADD_COUNTER, params))
         else:
-            ops.append(Op(repository.RESERVE_COUNTER, params | {"limit_fen": slot.limit_fen}, True))
+            ops.append(Op(statements.RESERVE_COUNTER, params | {"limit_fen": slot.limit_fen}, True))
     return ops
 
 
@@ -161,7 +164,7 @@ def add_ops(keys: Iterable[tuple[str, dt.date]], amount_fen: int) -> list[Op]:
     """Count ``amount_fen`` again, whatever the limits (what a reversed void gives back)."""
     return [
         Op(
-            repository.ADD_COUNTER,
+            statements.ADD_COUNTER,
             {"key": key, "amount_fen": amount_fen, "count": 1, "expires_on": expires_on},
         )
         for key, expires_on in keys
@@ -170,7 +173,7 @@ def add_ops(keys: Iterable[tuple[str, dt.date]], amount_fen: int) -> list[Op]:
 
 def release_ops(keys: Iterable[str], amount_fen: int) -> list[Op]:
     """Take ``amount_fen`` off each key (never below zero); a key with no row is left."""
-    return [Op(repository.RELEASE_COUNTER, {"b_key": key, "delta_fen": amount_fen}) for key in keys]
+    return [Op(statements.RELEASE_COUNTER, {"b_key": key, "delta_fen": amount_fen}) for key in keys]
 
 
 def payment_keys(
@@ -255,3 +258,14 @@ class CounterView:
             del self._amounts[key]
         for key in [k for k in self._watched if ":d:" in k and k[-8:] < tag]:
             del self._watched[key]
+
+
+# --- Housekeeping -----------------------------------------------------------------------------
+EXPIRED_BATCH_MAX: Final = 10_000
+
+
+def purge_expired(session: Session, *, today: dt.date, batch_max: int = EXPIRED_BATCH_MAX) -> int:
+    """Delete counters of periods that ended before the business date ``today`` (a day's
+    after that day, a month's after the month), at most ``batch_max``; the caller commits.
+    For the worker: nothing reads them any more."""
+    return repository.delete_expired_counters(session, before=today, limit=batch_max)

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, case, func, or_, select, update
+from sqlalchemy import Row, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -1079,6 +1079,18 @@ def engine_snapshot(
                 )
             )
     return EngineSnapshot(rules, limits_rows, frozen, blocked, profiles, counters)
+
+
+def delete_expired_counters(session: Session, *, before: dt.date, limit: int) -> int:
+    """Delete up to ``limit`` limit counters whose period ended before ``before``."""
+    keys = list(
+        session.execute(
+            select(RiskCounter.key).where(RiskCounter.expires_on < before).limit(limit)
+        ).scalars()
+    )
+    if keys:
+        session.execute(delete(RiskCounter).where(RiskCounter.key.in_(keys)))
+    return len(keys)
 
 
 def _journal_columns() -> list[Any]:

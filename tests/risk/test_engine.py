@@ -517,3 +517,18 @@ def test_reservations_up_to_the_limit_exactly(database: Database, amount: int) -
         database, [[_reserve(key, amount, 1_000)] for _ in range(1_000 // amount + 1)]
     )
     assert sum(o is None for o in outcomes) == 1_000 // amount
+
+
+def test_counters_of_ended_periods_are_purged(database: Database) -> None:
+    day_key, month_key = counters.merchant_keys(MID, "qr", TODAY)
+    outcomes = _write_all(
+        database,
+        [counters.add_ops([(day_key, TODAY), (month_key, counters.month_end(TODAY))], 100)],
+    )
+    assert outcomes == [None]
+    with database.unit_of_work() as uow:
+        assert counters.purge_expired(uow.session, today=TODAY) == 0
+        assert counters.purge_expired(uow.session, today=TODAY + dt.timedelta(days=1)) == 1
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        assert [c.key for c in uow.session.scalars(select(RiskCounter))] == [month_key]
