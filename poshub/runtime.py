@@ -9,13 +9,14 @@ import time
 
 from poshub.bootstrap import AppState
 from poshub.core import anchors, limits
+from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.fieldwork import jobs as fieldwork_jobs
 from poshub.notify.service import dispatch_pending
 from poshub.onboarding import repository as onboarding_repository
 from poshub.onboarding.jobs import CHECK_BATCH_MAX, check_queued, flag_sla_breaches
 from poshub.privacy import service as privacy_service
-from poshub.risk import grading
+from poshub.risk import counters, grading
 from poshub.risk import jobs as risk_jobs
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
         "merchants_purged": 0,
         "merchants_regraded": 0,
         "risk_list_checks": 0,
+        "risk_counters_purged": 0,
     }
     # Computed outside the write transaction, written in a short one (onboarding/jobs.py).
     results["applications_checked"] = check_queued(state.db, state.onboarding, now=utcnow())
@@ -88,6 +90,12 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
     )
     listed = risk_jobs.check_lists(state.db, state.onboarding.risk_lists, now=utcnow())
     results["risk_list_checks"] = listed.checked + listed.retried
+    # Limit counters of ended days and months: nothing reads them any more.
+    with state.db.unit_of_work() as uow:
+        results["risk_counters_purged"] = counters.purge_expired(
+            uow.session, today=business_date(utcnow())
+        )
+        uow.commit()
     # Personal data past its retention period (docs/privacy.md): one bounded batch a sweep.
     results["merchants_purged"] = len(
         privacy_service.run_purge(

@@ -539,3 +539,28 @@ def test_cli_regrade_grades_once(
     assert f"1 merchant(s) regraded for {period}" in capsys.readouterr().out
     assert main([*args, "--month", period]) == 0
     assert f"0 merchant(s) regraded for {period}" in capsys.readouterr().out
+
+
+def test_the_worker_purges_limit_counters_of_ended_periods(state: AppState) -> None:
+    """A day's counter is gone once the day has ended; this month's stays."""
+    import datetime as dt
+
+    from poshub.core.clock import business_date
+    from poshub.core.db import utcnow
+    from poshub.risk.models import RiskCounter
+    from poshub.runtime import run_jobs_once
+
+    today = business_date(utcnow())
+    with state.db.unit_of_work() as uow:
+        uow.session.add_all(
+            [
+                RiskCounter(
+                    key="m:old:qr:d", amount_fen=1, count=1, expires_on=today - dt.timedelta(days=1)
+                ),
+                RiskCounter(key="m:now:qr:d", amount_fen=1, count=1, expires_on=today),
+            ]
+        )
+        uow.commit()
+    assert run_jobs_once(state)["risk_counters_purged"] == 1
+    with state.db.unit_of_work(read_only=True) as uow:
+        assert [c.key for c in uow.session.query(RiskCounter)] == ["m:now:qr:d"]
