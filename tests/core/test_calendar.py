@@ -77,18 +77,66 @@ def test_working_days_between_is_zero_when_end_is_not_after_start() -> None:
 def test_coverage() -> None:
     assert calendar_covers(date(2026, 10, 1))
     assert not calendar_covers(date(2099, 10, 1))
+    assert not calendar_covers(date(2027, 1, 1))
 
 
-def test_fallback_year_is_monday_to_friday(caplog: pytest.LogCaptureFixture) -> None:
-    calendar._warn_uncovered.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="poshub.core.calendar"):
-        # 1 October 2099 is a Thursday: no National Day holiday is known that far out.
-        assert is_working_day(date(2099, 10, 1))
+def test_year_without_a_published_schedule_is_provisional_not_monday_to_friday(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calendar._provisional_years.discard(2099)
+    is_working_day.cache_clear()
+    with caplog.at_level(logging.ERROR, logger="poshub.core.calendar"):
+        # 1 October 2099 is a Thursday: National Day, by the statutory rules.
+        assert not is_working_day(date(2099, 10, 1))
         assert not is_working_day(date(2099, 10, 3))
-        assert add_working_days(date(2099, 10, 2), 1) == date(2099, 10, 5)
-        assert working_days_between(date(2099, 9, 27), date(2099, 10, 4)) == 5
-    warnings = [r for r in caplog.records if "2099" in r.getMessage()]
-    assert len(warnings) == 1
+        assert add_working_days(date(2099, 9, 30), 1) == date(2099, 10, 5)
+        assert calendar.day_info(date(2099, 10, 5)).kind is calendar.DayKind.PROVISIONAL
+    errors = [r for r in caplog.records if "2099" in r.getMessage()]
+    assert len(errors) == 1
+    assert 2099 in calendar.provisional_years_used()
+
+
+def test_2027_new_year_is_a_provisional_holiday() -> None:
+    # 2027-01-01 is a Friday; the Monday-to-Friday fallback counted it as a working day.
+    assert date(2027, 1, 1).weekday() == 4
+    assert not is_working_day(date(2027, 1, 1))
+    assert next_working_day(date(2026, 12, 31)) == date(2027, 1, 4)
+    info = calendar.day_info(date(2027, 1, 1))
+    assert info.kind is calendar.DayKind.PROVISIONAL
+    assert "元旦" in info.note
+
+
+def test_2027_statutory_holidays() -> None:
+    holidays = calendar.statutory_holidays(2027)
+    spring = [d for d, name in holidays.items() if "春节" in name]
+    # 除夕 2027-02-05 to 正月初三 2027-02-08.
+    assert spring == [date(2027, 2, d) for d in range(5, 9)]
+    assert date(2027, 4, 5) in holidays  # 清明
+    assert date(2027, 6, 9) in holidays  # 端午, 五月初五
+    assert date(2027, 9, 15) in holidays  # 中秋, 八月十五
+    assert [date(2027, 10, d) in holidays for d in (1, 2, 3, 4)] == [True, True, True, False]
+    assert len(holidays) == 13
+
+
+@pytest.mark.parametrize("year", [2024, 2025, 2026])
+def test_statutory_rules_agree_with_the_published_schedules(year: int) -> None:
+    # Every statutory holiday is a published holiday (the State Council adds bridge
+    # days, never removes a statutory one) and the festival names match.
+    import chinese_calendar
+
+    for day, name in calendar.statutory_holidays(year).items():
+        if year == 2024 and "春节" in name and day == date(2024, 2, 9):
+            # 2024 was published under the 2013 rules: 除夕 was not yet a holiday.
+            continue
+        assert chinese_calendar.is_holiday(day), (day, name)
+        _holiday, published = chinese_calendar.get_holiday_detail(day)
+        assert published is not None, (day, name)
+
+
+def test_published_years_start_in_2004() -> None:
+    years = calendar.published_years()
+    assert years.start == 2004
+    assert 2026 in years
 
 
 @given(
