@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from poshub.core import migrate
+from poshub.core import migrate, workdays
 from poshub.core.crypto import KeyVault, load_kek
 from poshub.core.db import Database, make_engine
 from poshub.core.settings import Settings
@@ -56,6 +56,8 @@ def build_state(
     db = database or Database(make_engine(settings.effective_database_url))
     vault = KeyVault(load_kek(settings))
     db.audit_key = vault.audit_key
+    with db.unit_of_work(read_only=True) as uow:
+        workdays.refresh(uow.session)
     store = ContentStore(settings.documents_dir, vault.document_key)
     store.seal_legacy_files()
     onboarding = OnboardingDeps(

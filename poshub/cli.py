@@ -43,7 +43,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     database = open_database(settings)
     upgrade(database)
+    from poshub.core import workdays
     from poshub.core.migrate import current_revision
+
+    with database.unit_of_work() as uow:
+        seeded = workdays.seed_published(uow.session)
+        uow.commit()
+    if seeded:
+        print(f"working-day calendar: {seeded} days seeded from chinese-calendar")
 
     print(f"database at revision {current_revision(database.engine)}")
     return EXIT_OK
@@ -254,6 +261,117 @@ def cmd_catalog_load(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         uow.commit()
     print(f"{models} terminal models loaded, {plans} new fee-plan versions")
+    return EXIT_OK
+
+
+def _calendar_database(args: argparse.Namespace) -> Database:
+    from poshub.bootstrap import open_database
+
+    return open_database(_settings(args))
+
+
+def cmd_calendar_load(args: argparse.Namespace) -> int:
+    """Load a State Council holiday schedule (docs/settlement.md, "Schedule file")."""
+    from poshub.core import workdays
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read calendar file 无法读取日历文件: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        rows = workdays.parse_schedule(text)
+    except workdays.ScheduleError as exc:
+        print("calendar file is not valid, nothing loaded 日历文件有误，未导入:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+    database = _calendar_database(args)
+    with database.unit_of_work() as uow:
+        years = workdays.load_schedule(uow.session, rows, by=args.by)
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        workdays.refresh(uow.session)
+    listed = ", ".join(str(year) for year in years)
+    print(f"calendar loaded for {listed} ({len(rows)} days listed) 已导入 {listed} 年日历")
+    return EXIT_OK
+
+
+def _parse_month(value: str) -> tuple[int, int] | None:
+    import datetime as dt
+
+    try:
+        first = dt.date.fromisoformat(f"{value}-01")
+    except ValueError:
+        return None
+    if len(value) != 7:
+        return None
+    return first.year, first.month
+
+
+def cmd_calendar_show(args: argparse.Namespace) -> int:
+    """A month, one line a day: working or not, where the answer comes from, the holiday."""
+    from poshub.core import workdays
+    from poshub.core.calendar import DayKind
+
+    parsed = _parse_month(args.month)
+    if parsed is None:
+        print(f"not a month 月份格式有误: {args.month!r} (YYYY-MM)", file=sys.stderr)
+        return EXIT_USAGE
+    database = _calendar_database(args)
+    with database.unit_of_work(read_only=True) as uow:
+        workdays.refresh(uow.session)
+    days = workdays.month(*parsed)
+    weekdays = ("Mon 一", "Tue 二", "Wed 三", "Thu 四", "Fri 五", "Sat 六", "Sun 日")
+    print(f"{args.month}")
+    if any(day.kind is DayKind.PROVISIONAL for day in days):
+        print(
+            f"PROVISIONAL 临时: no published schedule for {parsed[0]}; statutory holidays and "
+            "weekends only, no make-up days. Load it with `poshub calendar load FILE`."
+        )
+    for day in days:
+        ordinary = day.day.weekday() < 5
+        status = "working 工作日" if day.is_working else "off 休息日"
+        marks = []
+        if day.is_working != ordinary:
+            marks.append("make-up 调休" if day.is_working else "holiday 节假日")
+        if day.kind is not DayKind.PUBLISHED:
+            marks.append(day.kind.value)
+        extra = f"  [{', '.join(marks)}]" if marks else ""
+        note = f"  {day.note}" if day.note else ""
+        print(f"{day.day.isoformat()} {weekdays[day.day.weekday()]}  {status}{extra}{note}")
+    return EXIT_OK
+
+
+def cmd_calendar_add_working_days(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from poshub.core import workdays
+    from poshub.core.calendar import DayKind, add_working_days, day_info
+
+    try:
+        start = dt.date.fromisoformat(args.date)
+    except ValueError:
+        print(f"not a date 日期格式有误: {args.date!r} (YYYY-MM-DD)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        n = int(args.n)
+    except ValueError:
+        print(f"not a number of days 天数有误: {args.n!r}", file=sys.stderr)
+        return EXIT_USAGE
+    database = _calendar_database(args)
+    with database.unit_of_work(read_only=True) as uow:
+        workdays.refresh(uow.session)
+    try:
+        end = add_working_days(start, n)
+    except ValueError as exc:
+        print(f"cannot count working days 无法计算工作日: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    provisional = any(
+        day_info(start + dt.timedelta(days=offset)).kind is DayKind.PROVISIONAL
+        for offset in range(1, (end - start).days + 1)
+    )
+    print(end.isoformat() + ("  (provisional 临时日历)" if provisional else ""))
     return EXIT_OK
 
 
@@ -502,6 +620,28 @@ def build_parser() -> argparse.ArgumentParser:
     load = catalog_sub.add_parser("load", help="load terminal models and fee plans from JSON")
     load.add_argument("file", nargs="?", help="catalogue JSON (default: the shipped sample)")
     load.set_defaults(func=cmd_catalog_load)
+
+    calendar = sub.add_parser(
+        "calendar", help="the working-day calendar and business day (docs/settlement.md)"
+    )
+    calendar_sub = calendar.add_subparsers(
+        dest="calendar_command", required=True, metavar="SUBCOMMAND"
+    )
+    calendar_load = calendar_sub.add_parser(
+        "load", help="load a published holiday schedule (CSV: date,is_working,note)"
+    )
+    calendar_load.add_argument("file", help="schedule CSV")
+    calendar_load.add_argument("--by", default="cli", help="who loads it (recorded per day)")
+    calendar_load.set_defaults(func=cmd_calendar_load)
+    calendar_show = calendar_sub.add_parser("show", help="show a month's working days")
+    calendar_show.add_argument("month", help="YYYY-MM")
+    calendar_show.set_defaults(func=cmd_calendar_show)
+    calendar_add = calendar_sub.add_parser(
+        "add-working-days", help="print the date N working days after DATE"
+    )
+    calendar_add.add_argument("date", help="YYYY-MM-DD")
+    calendar_add.add_argument("n", help="working days, 0 or more")
+    calendar_add.set_defaults(func=cmd_calendar_add_working_days)
 
     inventory = sub.add_parser("inventory", help="terminal devices in stock")
     inventory_sub = inventory.add_subparsers(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from poshub.catalog import models as catalog_models
 from poshub.contracts import models as contract_models
-from poshub.core import audit, sequences
+from poshub.core import audit, sequences, workdays
 from poshub.core.db import Base
 from poshub.fieldwork import models as fieldwork_models
 from poshub.gateway import models as gateway_models
@@ -31,4 +31,5 @@ __all__ = [
     "sequences",
     "staff_models",
     "terminal_models",
+    "workdays",
 ]

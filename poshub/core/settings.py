@@ -7,6 +7,7 @@ configuration table lists every field.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     is created when neither is set."""
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
+    business_day_cutoff: dt.time = dt.time(23, 0)
+    """Local time (``timezone``) from which a transaction belongs to the next business day
+    for clearing and settlement (``HH:MM``; docs/settlement.md)."""
     cookie_secure: bool = Field(default=None, validate_default=True)
     """Send cookies only over HTTPS. Default: true in production, false in demo and test."""
     api_docs: bool = Field(default=None, validate_default=True)
