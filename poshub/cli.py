@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from poshub.core.settings import Mode, Settings
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from poshub.bootstrap import AppState
     from poshub.core.crypto import KeyVault
     from poshub.core.db import Database
@@ -297,6 +299,38 @@ def cmd_calendar_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_date(value: str) -> dt.date | None:
+    """``YYYY-MM-DD``, or None after saying why not."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        print(f"not a date 日期格式有误: {value!r} (YYYY-MM-DD)", file=sys.stderr)
+        return None
+
+
+def cmd_calendar_set(args: argparse.Namespace) -> int:
+    """Operations' edit of one day (kind ``manual``)."""
+    from poshub.core import workdays
+
+    day = _parse_date(args.date)
+    if day is None:
+        return EXIT_USAGE
+    database = _calendar_database(args)
+    with database.unit_of_work() as uow:
+        try:
+            workdays.set_day(
+                uow.session, day, is_working=args.status == "working", note=args.note, by=args.by
+            )
+        except ValueError as exc:
+            print(f"cannot set the day 无法修改: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        uow.commit()
+    print(f"{day.isoformat()} is now {args.status} (manual) 已修改")
+    return EXIT_OK
+
+
 def _parse_month(value: str) -> tuple[int, int] | None:
     import datetime as dt
 
@@ -349,10 +383,8 @@ def cmd_calendar_add_working_days(args: argparse.Namespace) -> int:
     from poshub.core import workdays
     from poshub.core.calendar import DayKind, add_working_days, day_info
 
-    try:
-        start = dt.date.fromisoformat(args.date)
-    except ValueError:
-        print(f"not a date 日期格式有误: {args.date!r} (YYYY-MM-DD)", file=sys.stderr)
+    start = _parse_date(args.date)
+    if start is None:
         return EXIT_USAGE
     try:
         n = int(args.n)
@@ -633,6 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_load.add_argument("file", help="schedule CSV")
     calendar_load.add_argument("--by", default="cli", help="who loads it (recorded per day)")
     calendar_load.set_defaults(func=cmd_calendar_load)
+    calendar_set = calendar_sub.add_parser(
+        "set", help="mark one day working or off (kept until its year's schedule is loaded)"
+    )
+    calendar_set.add_argument("date", help="YYYY-MM-DD")
+    calendar_set.add_argument("status", choices=("working", "off"))
+    calendar_set.add_argument("--note", default="", help="shown by calendar show")
+    calendar_set.add_argument("--by", default="cli", help="who edits it (recorded)")
+    calendar_set.set_defaults(func=cmd_calendar_set)
     calendar_show = calendar_sub.add_parser("show", help="show a month's working days")
     calendar_show.add_argument("month", help="YYYY-MM")
     calendar_show.set_defaults(func=cmd_calendar_show)

@@ -8,7 +8,7 @@ import threading
 import time
 
 from poshub.bootstrap import AppState
-from poshub.core import anchors, limits
+from poshub.core import anchors, limits, workdays
 from poshub.core.clock import business_date
 from poshub.core.db import utcnow
 from poshub.fieldwork import jobs as fieldwork_jobs
@@ -75,6 +75,10 @@ def run_jobs_once(state: AppState, *, sweeps: bool = True) -> dict[str, int]:
         uow.commit()
     if not sweeps:
         return results
+    # The working-day calendar as operations last loaded or edited it, before the SLA
+    # sweeps count working days (a cheap version check; the table only when it changed).
+    with state.db.unit_of_work(read_only=True) as uow:
+        workdays.refresh_if_changed(uow.session)
     with state.db.unit_of_work() as uow:
         results["sla_breaches_flagged"] = flag_sla_breaches(uow.session, now=utcnow())
         uow.commit()

@@ -95,3 +95,13 @@ def test_bad_file_loads_nothing(
     assert "PROVISIONAL" in capsys.readouterr().out
     assert _run(data_dir, "load", str(tmp_path / "missing.csv")) == 1
     assert "cannot read calendar file" in capsys.readouterr().err
+
+
+def test_set_a_day_manually(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(data_dir, "set", "2026-10-12", "off", "--note", "台风") == 0
+    assert _run(data_dir, "show", "2026-10") == 0
+    assert (
+        "2026-10-12 Mon 一  off 休息日  [holiday 节假日, manual]  台风" in capsys.readouterr().out
+    )
+    assert _run(data_dir, "set", "2026-10-32", "off") == 2
+    assert "not a date" in capsys.readouterr().err

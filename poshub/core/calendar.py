@@ -56,11 +56,20 @@ _installed: dict[date, DayInfo] = {}
 _provisional_years: set[int] = set()
 
 
-def install(days: Mapping[date, DayInfo]) -> None:
-    """Replace the in-memory copy of the ``working_days`` table (see module docstring)."""
+_installed_version: list[object] = [None]
+
+
+def install(days: Mapping[date, DayInfo], version: object = None) -> None:
+    """Replace the in-memory copy of the ``working_days`` table (see module docstring);
+    ``version`` identifies the table's state it was read at (``workdays.refresh``)."""
     _installed.clear()
     _installed.update(days)
+    _installed_version[0] = version
     is_working_day.cache_clear()
+
+
+def installed_version() -> object:
+    return _installed_version[0]
 
 
 def installed_days() -> int:

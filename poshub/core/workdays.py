@@ -21,7 +21,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Date, String, delete, insert, select
+from sqlalchemy import Boolean, Date, String, delete, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from poshub.core import calendar
@@ -104,16 +104,45 @@ def seed_published(session: Session, by: str = "system") -> int:
     return len(rows)
 
 
+def _version(session: Session) -> tuple[int, dt.datetime | None]:
+    count, latest = session.execute(
+        select(func.count(), func.max(_TABLE.c.updated_at)).select_from(_TABLE)
+    ).one()
+    return int(count), latest
+
+
 def refresh(session: Session) -> int:
     """Install the table in ``poshub.core.calendar``; the number of rows read."""
+    version = _version(session)
     days = {
         day: DayInfo(day, is_working, DayKind(kind), note)
         for day, is_working, kind, note in session.execute(
             select(_TABLE.c.day, _TABLE.c.is_working, _TABLE.c.kind, _TABLE.c.note)
         )
     }
-    calendar.install(days)
+    calendar.install(days, version)
     return len(days)
+
+
+def refresh_if_changed(session: Session) -> bool:
+    """:func:`refresh` when the table changed since this process last read it (row count
+    or latest ``updated_at``): the worker calls it each sweep, so a schedule loaded or a
+    day edited reaches the SLA clocks without a restart. Whether it read the table."""
+    if _version(session) == calendar.installed_version():
+        return False
+    refresh(session)
+    return True
+
+
+def set_day(session: Session, day: dt.date, *, is_working: bool, note: str, by: str) -> DayInfo:
+    """Operations' edit of one day (``kind`` manual), kept until a schedule file for its
+    year is loaded. The caller commits, then calls :func:`refresh`."""
+    if len(note) > NOTE_LENGTH_MAX:
+        raise ValueError(f"note longer than {NOTE_LENGTH_MAX} characters")
+    info = DayInfo(day, is_working, DayKind.MANUAL, note)
+    session.execute(delete(_TABLE).where(_TABLE.c.day == day))
+    session.execute(insert(_TABLE), [_row(info, by, utcnow())])
+    return info
 
 
 def _parse_bool(value: str) -> bool | None:

@@ -120,3 +120,27 @@ def test_settlement_date_with_midnight_cutoff_is_the_local_date() -> None:
     late = dt.datetime(2026, 12, 4, 15, 30, tzinfo=dt.UTC)
     assert settlement_date(late, dt.time(0, 0)) == dt.date(2026, 12, 4)
     assert settlement_date(late, dt.time(22, 0)) == dt.date(2026, 12, 5)
+
+
+def test_manual_edit_and_refresh_if_changed(database: Database) -> None:
+    with database.unit_of_work(read_only=True) as uow:
+        assert workdays.refresh_if_changed(uow.session)
+        assert not workdays.refresh_if_changed(uow.session)
+    with database.unit_of_work() as uow:
+        workdays.set_day(
+            uow.session, dt.date(2026, 10, 12), is_working=False, note="台风 typhoon", by="ops"
+        )
+        uow.commit()
+    assert calendar.is_working_day(dt.date(2026, 10, 12))
+    with database.unit_of_work(read_only=True) as uow:
+        assert workdays.refresh_if_changed(uow.session)
+    info = calendar.day_info(dt.date(2026, 10, 12))
+    assert not info.is_working
+    assert info.kind is DayKind.MANUAL
+    assert info.note == "台风 typhoon"
+    # The SLA arithmetic follows the edit.
+    assert calendar.add_working_days(dt.date(2026, 10, 10), 1) == dt.date(2026, 10, 13)
+    with database.unit_of_work() as uow, pytest.raises(ValueError, match="note longer"):
+        workdays.set_day(
+            uow.session, dt.date(2026, 10, 13), is_working=False, note="x" * 201, by="o"
+        )
