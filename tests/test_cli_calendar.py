@@ -105,3 +105,18 @@ def test_set_a_day_manually(data_dir: Path, capsys: pytest.CaptureFixture[str]) 
     )
     assert _run(data_dir, "set", "2026-10-32", "off") == 2
     assert "not a date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["load", "show", "add-working-days", "set"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["calendar", command, "--help"])
+    assert exited.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_add_working_days_beyond_the_search_bound(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(data_dir, "add-working-days", "2026-01-01", "100000") == 2
+    assert "search bound" in capsys.readouterr().err
