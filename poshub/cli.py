@@ -112,6 +112,47 @@ def cmd_audit_anchor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ledger_verify(args: argparse.Namespace) -> int:
+    from poshub.bootstrap import open_database
+    from poshub.settlement import service as ledger
+
+    database = open_database(_settings(args))
+    with database.unit_of_work(read_only=True) as uow:
+        report = ledger.verify(uow.session)
+    kinds = ", ".join(f"{kind} {fen}" for kind, fen in report.totals_by_kind.items()) or "none"
+    summary = (
+        f"{report.entries} entries, {report.lines} lines, {report.accounts} accounts; "
+        f"totals per kind (fen, debit +): {kinds}"
+    )
+    if report.intact:
+        print(f"ledger balanced: {summary}")
+        return EXIT_OK
+    print(f"ledger NOT balanced: {summary}", file=sys.stderr)
+    for problem in report.problems():
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def cmd_ledger_balances(args: argparse.Namespace) -> int:
+    from poshub.bootstrap import open_database
+    from poshub.settlement import service as ledger
+
+    as_of = None
+    if args.date is not None:
+        as_of = _parse_date(args.date)
+        if as_of is None:
+            return EXIT_USAGE
+    database = open_database(_settings(args))
+    with database.unit_of_work(read_only=True) as uow:
+        trial = ledger.trial_balance(uow.session, as_of)
+    for account in trial.accounts:
+        print(f"{account.code:<48} {account.normal_side:<6} {account.normal_balance_fen:>18}")
+    if trial.truncated:
+        print("… more accounts not listed (the totals cover all)")
+    print(f"debits {trial.debit_total_fen} fen, credits {trial.credit_total_fen} fen")
+    return EXIT_OK if trial.balanced else EXIT_FAILURE
+
+
 def _state(settings: Settings) -> AppState:
     from poshub.bootstrap import build_state, open_database
 
@@ -635,6 +676,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="append the chain head to the anchor file outside the database "
         "(POSHUB_AUDIT_ANCHOR_DIR), after verifying the rows since the last anchor",
     ).set_defaults(func=cmd_audit_anchor)
+
+    ledger = sub.add_parser("ledger", help="the double-entry ledger (docs/settlement.md)")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="SUBCOMMAND")
+    ledger_sub.add_parser(
+        "verify",
+        help="check that every entry and the whole ledger balance; exit 0 when intact, "
+        "1 naming the first problems",
+    ).set_defaults(func=cmd_ledger_verify)
+    ledger_balances = ledger_sub.add_parser(
+        "balances", help="trial balance: each account on its normal side, in fen"
+    )
+    ledger_balances.add_argument(
+        "--date", default=None, help="YYYY-MM-DD: entries of business dates up to this one"
+    )
+    ledger_balances.set_defaults(func=cmd_ledger_balances)
 
     user = sub.add_parser("user", help="staff accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="SUBCOMMAND")

@@ -12,6 +12,7 @@ from poshub.merchants import models as merchant_models
 from poshub.notify import models as notify_models
 from poshub.onboarding import models as onboarding_models
 from poshub.risk import models as risk_models
+from poshub.settlement import models as settlement_models
 from poshub.staff import models as staff_models
 from poshub.terminals import models as terminal_models
 
@@ -29,6 +30,7 @@ __all__ = [
     "onboarding_models",
     "risk_models",
     "sequences",
+    "settlement_models",
     "staff_models",
     "terminal_models",
     "workdays",

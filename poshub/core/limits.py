@@ -370,3 +370,17 @@ RISK_PREVIEW_CHUNK_ROWS: Final = 5_000
 """Journal rows a rule preview reads per query while it streams."""
 GATEWAY_JOURNAL_DEADLOCK_RETRIES: Final = 3
 """Times the journal writer retries a group that PostgreSQL chose as a deadlock victim."""
+
+# --- Ledger (poshub/settlement/ledger.py) ------------------------------------
+LEDGER_SOURCE_EVENT_MAX_CHARS: Final = 64
+"""A ledger entry's source event key (``sale:<RRN>``, ``payout:<id>``)."""
+LEDGER_ACCOUNT_CODE_MAX_CHARS: Final = 64
+"""A ledger account code, ``kind`` or ``kind:subject``."""
+LEDGER_ENTRY_LINES_MAX: Final = 1_000
+"""Lines one ledger entry may have (a day's net settlement for one merchant stays far below)."""
+LEDGER_LINE_AMOUNT_MAX_FEN: Final = 10**15
+"""The largest amount of one ledger line (10 trillion yuan): sums of many stay in 64 bits."""
+LEDGER_VERIFY_PROBLEMS_MAX: Final = 20
+"""Problems of each kind ``poshub ledger verify`` reads and names; the counts are complete."""
+LEDGER_BALANCES_ACCOUNTS_MAX: Final = 10_000
+"""Accounts one balances query returns (per-merchant accounts beyond are cut, with a note)."""
