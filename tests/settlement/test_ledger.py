@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import sqlite3
+import threading
 from collections.abc import Iterable
 
 import pytest
@@ -238,6 +239,39 @@ def test_a_lost_race_on_the_event_reads_the_winner(
     report = _verify(database)
     assert report.intact
     assert (report.entries, report.lines, report.accounts) == (2, 6, 3)
+
+
+def test_two_transactions_posting_one_event_make_one_entry(database: Database) -> None:
+    """PostgreSQL: the second insert waits on the unique key until the first commits, then
+    fails inside its savepoint and returns the committed entry (SQLite writers queue
+    before BEGIN IMMEDIATE, so they never race)."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite serialises writers")
+    lines = _sale("000000000014")
+    outcome: list[Posted | BaseException] = []
+
+    def second() -> None:
+        try:
+            outcome.append(_post(database, "sale:000000000014", lines))
+        except BaseException as error:  # reported by the assertion below
+            outcome.append(error)
+
+    with database.unit_of_work() as uow:
+        first = ledger.post(uow.session, "sale:000000000014", DAY, lines)
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=0.5)
+        assert thread.is_alive()  # waiting on the first transaction's key
+        uow.commit()
+    thread.join(timeout=10)
+    assert len(outcome) == 1
+    repeat = outcome[0]
+    assert isinstance(repeat, Posted), repeat
+    assert repeat.entry_id == first.entry_id
+    assert not repeat.created
+    report = _verify(database)
+    assert report.intact
+    assert (report.entries, report.lines) == (1, 3)
 
 
 def test_an_unbalanced_entry_never_reaches_the_database(database: Database) -> None:
