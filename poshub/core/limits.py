@@ -384,3 +384,13 @@ LEDGER_VERIFY_PROBLEMS_MAX: Final = 20
 """Problems of each kind ``poshub ledger verify`` reads and names; the counts are complete."""
 LEDGER_BALANCES_ACCOUNTS_MAX: Final = 10_000
 """Accounts one balances query returns (per-merchant accounts beyond are cut, with a note)."""
+
+# --- Reconciliation (poshub/settlement/clearing_file.py, reconcile.py) ----------------
+CLEARING_FILE_LINE_MAX_CHARS: Final = 512
+"""One line of the network's clearing file (a real line is about 130 characters)."""
+CLEARING_FILE_LINES_MAX: Final = 2_000_000
+"""Lines of one clearing file (header and trailer included): a day of a large acquirer."""
+CLEARING_AMOUNT_MAX_FEN: Final = 10**12
+"""The largest amount or fee of one clearing line (10 billion yuan); larger is garbage."""
+RECONCILIATION_SHOWN_MAX: Final = 10
+"""Exceptions ``poshub reconcile`` lists on the terminal; the counts are complete."""

@@ -20,7 +20,8 @@ rounded half-up to the fen (``poshub.core.money.round_half_up_fen``):
 A credit line (void, refund) carries the fees of its own amount: the simulator returns them
 to the acquirer. The trailer's fee totals are net (debit lines minus credit lines).
 
-Columns (the header line names them)::
+Columns (the header line names them; the format is the network's, defined with its reader
+in ``poshub.settlement.clearing_file``)::
 
     business_date, message_type, transaction, rrn, stan, tid, mid, card_kind, masked_pan,
     amount_fen, direction, interchange_fee_fen, network_fee_acquirer_fen,
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import Final
 
 from poshub.core.money import round_half_up_fen
+from poshub.settlement.clearing_file import CREDIT, DEBIT, TRAILER_TAG
+from poshub.settlement.clearing_file import HEADER as HEADER  # the simulator tests read it here
 from poshub.simulators.issuer import CREDIT_KINDS, CardKind, TxKind
 
 DEBIT_INTERCHANGE_RATE: Final = Decimal("0.0035")
@@ -54,26 +57,6 @@ DEBIT_INTERCHANGE_CAP_FEN: Final = 1300
 CREDIT_INTERCHANGE_RATE: Final = Decimal("0.0045")
 NETWORK_FEE_RATE: Final = Decimal("0.000325")
 NETWORK_FEE_CAP_FEN: Final = 325
-
-HEADER: Final = (
-    "business_date",
-    "message_type",
-    "transaction",
-    "rrn",
-    "stan",
-    "tid",
-    "mid",
-    "card_kind",
-    "masked_pan",
-    "amount_fen",
-    "direction",
-    "interchange_fee_fen",
-    "network_fee_acquirer_fen",
-    "network_fee_issuer_fen",
-)
-TRAILER_TAG: Final = "TRAILER"
-DEBIT: Final = "debit"
-CREDIT: Final = "credit"
 
 
 def interchange_fee_fen(card_kind: CardKind, amount_fen: int) -> int:
