@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from poshub.catalog.models import FeePlan
+from poshub.contracts import service as contracts
 from poshub.contracts.service import PLAN_AMOUNTS, PLAN_RATES
 from poshub.core.money import round_half_up_fen
 from poshub.settlement.fees import (
@@ -324,3 +327,65 @@ def test_margin_is_the_fee_less_what_the_network_charges(
         - clearing.interchange_fee_fen(CARD_KIND[channel], amount)
         - clearing.network_fee_fen(amount)
     )
+
+
+def test_reads_the_snapshot_contracts_really_freeze() -> None:
+    """The snapshot as poshub.contracts.service builds it, from a fee plan, not by hand."""
+    plan = FeePlan(
+        code="STANDARD",
+        version=2,
+        effective_from=dt.date(2026, 1, 1),
+        name_zh="标准商户套餐",
+        name_en="Standard",
+        applicant_kinds="enterprise",
+        debit_rate=Decimal("0.0050"),
+        debit_cap_fen=2000,
+        credit_rate=Decimal("0.0060"),
+        qr_rate=Decimal("0.0038"),
+        d0_surcharge_rate=Decimal("0.0003"),
+        deposit_fen=0,
+        deposit_refund_volume_fen=None,
+        deposit_refund_days=None,
+        monthly_rent_fen=0,
+        rent_waiver_volume_fen=None,
+        maintenance_fee_fen=0,
+    )
+    settings = SimpleNamespace(
+        acquirer_name_zh="收单", acquirer_name_en="Acquirer", acquirer_address="上海",
+        acquirer_licence="Z0000000", acquirer_licence_kind="payment", acquirer_hotline="95500",
+    )  # fmt: skip
+    merchant = SimpleNamespace(
+        applicant_kind="enterprise", business_name="便利店", legal_name="张三",
+        mid="898310058120001", uscc="91310000MA1FL00000", mobile="13900000001",
+    )  # fmt: skip
+    application = SimpleNamespace(
+        id_number_masked="3101**********0000", province="上海市", city="上海市",
+        district="浦东新区", address_detail="世纪大道 1 号",
+    )  # fmt: skip
+    terms = contracts._snapshot(
+        cast(Any, SimpleNamespace(settings=settings)),
+        cast(Any, merchant),
+        cast(Any, application),
+        plan,
+        contract_number="HT202612040001",
+        version=1,
+        cycle=cast(Any, "D0"),
+        term_months=12,
+        effective_from=dt.date(2026, 12, 1),
+        language="zh",
+        bank_name="银行",
+        account_name="便利店",
+        account_number_masked="6222********0000",
+        generated_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        previous=None,
+        change_summary=None,
+        changes=([], []),
+        terminals=[],
+    )
+    fee_terms = FeeTerms.from_contract_terms(terms)
+    assert (fee_terms.plan_code, fee_terms.plan_version, fee_terms.settlement_cycle) == (
+        "STANDARD",
+        2,
+        "D0",
+    )
+    assert merchant_fee_fen(fee_terms, Channel.CREDIT, 123_456, d0=True) == 778
