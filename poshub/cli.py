@@ -153,6 +153,51 @@ def cmd_ledger_balances(args: argparse.Namespace) -> int:
     return EXIT_OK if trial.balanced else EXIT_FAILURE
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Reconcile a business day against the network's clearing file (docs/settlement.md):
+    0 all matched, 1 exceptions queued for operations, 2 bad input (nothing recorded)."""
+    from poshub.core.db import utcnow
+    from poshub.core.limits import RECONCILIATION_SHOWN_MAX
+    from poshub.settlement.clearing_file import ClearingFileError, default_clearing_path
+    from poshub.settlement.reconciliation import reconcile_day
+
+    day = _parse_date(args.date)
+    if day is None:
+        return EXIT_USAGE
+    settings = _settings(args)
+    path = Path(args.file) if args.file else default_clearing_path(settings.data_dir, day)
+    database, _ = _keyed_database(settings)
+    with database.unit_of_work() as uow:
+        try:
+            result = reconcile_day(uow.session, day, path, now=utcnow())
+        except ClearingFileError as error:
+            print(f"not reconciled 未对账: {path}: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        uow.commit()
+    found = result.reconciliation
+    counts = ", ".join(f"{kind} {count}" for kind, count in found.counts().items())
+    print(
+        f"{day.isoformat()}: {counts}; ours {found.our_count} lines {found.our_fen} fen, "
+        f"network {found.network_count} lines {found.network_fen} fen"
+    )
+    if not found.exceptions:
+        return EXIT_OK
+    print(
+        f"{len(found.exceptions)} exception(s) 对账差错, {result.queued} newly queued:",
+        file=sys.stderr,
+    )
+    for exception in found.exceptions[:RECONCILIATION_SHOWN_MAX]:
+        print(
+            f"  {exception.kind.value} {exception.rrn} mid {exception.mid or '-'} "
+            f"tid {exception.tid or '-'} ours {exception.our_amount_fen} "
+            f"network {exception.network_amount_fen}",
+            file=sys.stderr,
+        )
+    if len(found.exceptions) > RECONCILIATION_SHOWN_MAX:
+        print("  … more in the reconciliation exceptions queue", file=sys.stderr)
+    return EXIT_FAILURE
+
+
 def _state(settings: Settings) -> AppState:
     from poshub.bootstrap import build_state, open_database
 
@@ -691,6 +736,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", default=None, help="YYYY-MM-DD: entries of business dates up to this one"
     )
     ledger_balances.set_defaults(func=cmd_ledger_balances)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="reconcile a business day against the network's clearing file; exit 0 all "
+        "matched, 1 exceptions queued, 2 bad date or file (docs/settlement.md)",
+    )
+    reconcile.add_argument("--date", required=True, help="the business date, YYYY-MM-DD")
+    reconcile.add_argument(
+        "--file",
+        default=None,
+        help="the clearing file (default <data_dir>/clearing/CUP-YYYYMMDD.csv)",
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
 
     user = sub.add_parser("user", help="staff accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="SUBCOMMAND")

@@ -394,3 +394,5 @@ CLEARING_AMOUNT_MAX_FEN: Final = 10**12
 """The largest amount or fee of one clearing line (10 billion yuan); larger is garbage."""
 RECONCILIATION_SHOWN_MAX: Final = 10
 """Exceptions ``poshub reconcile`` lists on the terminal; the counts are complete."""
+RECONCILIATION_NOTE_MAX_CHARS: Final = 1_000
+"""The note operations writes when resolving a reconciliation exception."""

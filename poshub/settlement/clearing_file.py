@@ -67,6 +67,11 @@ _AMOUNT: Final = re.compile(r"[0-9]{1,13}")
 _SIGNED: Final = re.compile(r"-?[0-9]{1,13}")
 
 
+def default_clearing_path(data_dir: Path, business_date: dt.date) -> Path:
+    """Where the network's file of a business date lands (``<data_dir>/clearing/``)."""
+    return data_dir / "clearing" / f"CUP-{business_date:%Y%m%d}.csv"
+
+
 class ClearingFileError(ValueError):
     """The file is not a readable clearing file; the message names the line."""
 

@@ -4,14 +4,22 @@ day (or of the ledger) into Python; problem lists are capped (poshub/core/limits
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from poshub.core.clock import SHANGHAI
 from poshub.core.limits import LEDGER_BALANCES_ACCOUNTS_MAX, LEDGER_VERIFY_PROBLEMS_MAX
-from poshub.settlement.models import LedgerAccount, LedgerEntry, LedgerLine
+from poshub.gateway.models import GatewayTransaction, TerminalBatch, TxnStatus
+from poshub.settlement.models import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerLine,
+    ReconciliationExceptionRow,
+)
 
 T = TypeVar("T")
 
@@ -184,3 +192,97 @@ def orphan_lines(session: Session) -> tuple[int, list[int]]:
     account = select(LedgerAccount.id).where(LedgerAccount.id == LedgerLine.account_id).exists()
     entry = select(LedgerEntry.id).where(LedgerEntry.id == LedgerLine.entry_id).exists()
     return _count_and_first(session, LedgerLine, LedgerLine.id, ~account | ~entry)
+
+
+# --- reconciliation ---
+
+_CLEARED_KINDS = (
+    "sale",
+    "qr_sale",
+    "completion",
+    "completion_advice",
+    "void",
+    "completion_void",
+    "refund",
+)
+"""Journal kinds that move money (what the network's clearing file lists)."""
+_CLEARED_STATUSES = (TxnStatus.APPROVED.value, TxnStatus.VOIDED.value)
+"""Approved and not reversed; a voided sale stays, as on the network's side (its void is
+a credit line of its own)."""
+_JOURNAL_CHUNK_ROWS = 1_000
+
+
+def clearing_items(
+    session: Session, business_date: dt.date
+) -> Iterator[tuple[str, str, int, str | None, str | None]]:
+    """(rrn, kind, unsigned amount, mid, tid) of the day's cleared journal rows, streamed."""
+    statement = (
+        select(
+            GatewayTransaction.rrn,
+            GatewayTransaction.kind,
+            GatewayTransaction.amount_fen,
+            GatewayTransaction.mid,
+            GatewayTransaction.tid,
+        )
+        .where(
+            GatewayTransaction.host_date == business_date,
+            GatewayTransaction.kind.in_(_CLEARED_KINDS),
+            GatewayTransaction.status.in_(_CLEARED_STATUSES),
+            GatewayTransaction.amount_fen.is_not(None),
+        )
+        .order_by(GatewayTransaction.rrn)
+        .execution_options(yield_per=_JOURNAL_CHUNK_ROWS)
+    )
+    for rrn, kind, amount, mid, tid in session.execute(statement):
+        if amount is not None:  # excluded by the query; narrows the type
+            yield rrn, kind, int(amount), mid, tid
+
+
+def settled_batches(session: Session, business_date: dt.date) -> list[TerminalBatch]:
+    """Terminal batches settled (0500 answered) on the day, Beijing time."""
+    start = dt.datetime.combine(business_date, dt.time(0), SHANGHAI).astimezone(dt.UTC)
+    end = start + dt.timedelta(days=1)
+    return list(
+        session.scalars(
+            select(TerminalBatch)
+            .where(TerminalBatch.settled_at >= start, TerminalBatch.settled_at < end)
+            .order_by(TerminalBatch.id)
+        )
+    )
+
+
+def insert_exceptions(session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert the exceptions not yet queued (the unique (business date, kind, rrn) decides);
+    returns how many were new."""
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    added = 0
+    for row in rows:
+        statement = (
+            dialect.insert(ReconciliationExceptionRow)
+            .values(dict(row))
+            .on_conflict_do_nothing(index_elements=["business_date", "kind", "rrn"])
+            .returning(ReconciliationExceptionRow.id)
+        )
+        if session.execute(statement).scalar_one_or_none() is not None:
+            added += 1
+    return added
+
+
+def exception_for_update(session: Session, exception_id: int) -> ReconciliationExceptionRow | None:
+    return session.scalars(
+        select(ReconciliationExceptionRow)
+        .where(ReconciliationExceptionRow.id == exception_id)
+        .with_for_update()
+    ).one_or_none()
+
+
+def exceptions_of_day(session: Session, business_date: dt.date) -> list[ReconciliationExceptionRow]:
+    return list(
+        session.scalars(
+            select(ReconciliationExceptionRow)
+            .where(ReconciliationExceptionRow.business_date == business_date)
+            .order_by(ReconciliationExceptionRow.id)
+        )
+    )

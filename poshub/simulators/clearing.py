@@ -50,6 +50,7 @@ from typing import Final
 from poshub.core.money import round_half_up_fen
 from poshub.settlement.clearing_file import CREDIT, DEBIT, TRAILER_TAG
 from poshub.settlement.clearing_file import HEADER as HEADER  # the simulator tests read it here
+from poshub.settlement.clearing_file import default_clearing_path as default_clearing_path
 from poshub.simulators.issuer import CREDIT_KINDS, CardKind, TxKind
 
 DEBIT_INTERCHANGE_RATE: Final = Decimal("0.0035")
@@ -154,10 +155,6 @@ class ClearingSummary:
             str(self.network_fee_acquirer_fen),
             str(self.network_fee_issuer_fen),
         ]
-
-
-def default_clearing_path(data_dir: Path, business_date: date) -> Path:
-    return data_dir / "clearing" / f"CUP-{business_date:%Y%m%d}.csv"
 
 
 def write_clearing_file(
