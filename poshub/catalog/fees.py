@@ -21,12 +21,34 @@ class Channel(StrEnum):
     QR = "qr"
 
 
+def fee_on(
+    amount_fen: int,
+    rate: Decimal,
+    *,
+    surcharge_rate: Decimal = Decimal(0),
+    cap_fen: int | None = None,
+) -> int:
+    """The one fee rule every contract states: the amount times the card's rate, capped
+    where the contract caps it ("单笔手续费超过封顶的，按封顶收取"), plus the amount times
+    the D0 surcharge ("在上述费率基础上加收": it pays for same-day funding, not for the
+    card, so it is not inside the cap), rounded half-up to the fen **once**. The
+    catalogue's quotes and settlement (poshub/settlement/fees.py) both charge through this
+    function, so a quote is what settlement takes.
+
+    ¥5,000.00 debit at 0.50 % capped at ¥20 with a 0.03 % surcharge: min(2,500, 2,000) +
+    150 = 2,150 fen. ¥0.80 credit at 0.60 % + 0.03 %: 0.48 + 0.024 = 0.504 → 1 fen (two
+    roundings would give 0)."""
+    card = Decimal(amount_fen) * rate
+    if cap_fen is not None:
+        card = min(card, Decimal(cap_fen))
+    return round_half_up_fen(card + Decimal(amount_fen) * surcharge_rate)
+
+
 def transaction_fee_fen(
     plan: FeePlan, channel: Channel, amount_fen: int, *, same_day: bool = False
 ) -> int:
-    """The acquirer's fee on one transaction: rate (plus the D0 surcharge for same-day
-    settlement), rounded half-up to the fen; the debit cap applies to the rate part, the
-    surcharge is charged on top (it pays for the same-day funding, not for the card)."""
+    """The acquirer's fee on one transaction of ``plan`` (:func:`fee_on`; the debit cap
+    applies to debit cards only)."""
     if amount_fen < 0:
         raise ValueError("amount must not be negative")
     rate = {
@@ -34,12 +56,12 @@ def transaction_fee_fen(
         Channel.CREDIT: plan.credit_rate,
         Channel.QR: plan.qr_rate,
     }[channel]
-    fee = round_half_up_fen(Decimal(amount_fen) * rate)
-    if channel == Channel.DEBIT and plan.debit_cap_fen is not None:
-        fee = min(fee, plan.debit_cap_fen)
-    if same_day:
-        fee += round_half_up_fen(Decimal(amount_fen) * plan.d0_surcharge_rate)
-    return fee
+    return fee_on(
+        amount_fen,
+        Decimal(rate),
+        surcharge_rate=Decimal(plan.d0_surcharge_rate) if same_day else Decimal(0),
+        cap_fen=plan.debit_cap_fen if channel == Channel.DEBIT else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from poshub.catalog.fees import Channel
+from poshub.catalog.fees import Channel, fee_on
 from poshub.core.money import round_half_up_fen
 
 __all__ = [
@@ -290,21 +290,18 @@ def merchant_fee_fen(
     d0: bool,
     mcc_category: MccCategory = MccCategory.STANDARD,
 ) -> int:
-    """The fee the merchant pays on one transaction, as the contract states it.
+    """The fee the merchant pays on one transaction, as the contract states it
+    (:func:`poshub.catalog.fees.fee_on`, the one function quotes use too).
 
-    The D0 surcharge is added to the channel's rate ("在上述费率基础上加收"), the combined
-    rate is applied to the amount and rounded **once**, half-up to the fen; a debit fee is
-    then capped ("单笔手续费超过封顶的，按封顶收取").
+    The channel's rate is applied to the amount and, for a debit card, capped
+    ("单笔手续费超过封顶的，按封顶收取"); the D0 surcharge is added on top ("在上述费率基础上
+    加收": it pays for same-day funding, not for the card); the sum is rounded **once**,
+    half-up to the fen.
 
     Worked example, credit at 0.60 % with the 0.03 % D0 surcharge, 80 fen (¥0.80):
-    80 × (0.0060 + 0.0003) = 80 × 0.0063 = 0.504 fen → **1 fen**. Rounding each part
-    would give 80 × 0.0060 = 0.48 → 0 plus 80 × 0.0003 = 0.024 → 0, so 0 fen: the
-    contract prices one combined rate, and that is what is charged. On ¥1,000.00
-    (100,000 fen) both give 630 fen.
-
-    The cap comes after: a ¥5,000.00 debit sale at 0.50 % capped at ¥20 with D0 is
-    500,000 × 0.0053 = 2,650 → **2,000 fen**; the surcharge is inside the cap, as the
-    contract caps "单笔手续费" (the fee of the transaction), not the rate's part of it.
+    80 × 0.0060 + 80 × 0.0003 = 0.504 fen → **1 fen**. Rounding each part would give 0.48
+    → 0 plus 0.024 → 0, so 0 fen: the contract prices one combined rate. A ¥5,000.00
+    debit sale at 0.50 % capped at ¥20 with D0: min(2,500, 2,000) + 150 = **2,150 fen**.
 
     A refund (negative amount) costs the merchant no fee and returns none: the contract's
     refund clause says "原交易已收取的手续费不予退还" (``RefundPolicy.fee_refunded`` is
@@ -321,12 +318,12 @@ def merchant_fee_fen(
         Channel.CREDIT: rates.credit_rate,
         Channel.QR: rates.qr_rate,
     }[channel]
-    if d0:
-        rate += terms.d0_surcharge_rate
-    fee = round_half_up_fen(amount_fen * rate)
-    if channel is Channel.DEBIT and rates.debit_cap_fen is not None:
-        fee = min(fee, rates.debit_cap_fen)
-    return fee
+    return fee_on(
+        amount_fen,
+        rate,
+        surcharge_rate=terms.d0_surcharge_rate if d0 else Decimal(0),
+        cap_fen=rates.debit_cap_fen if channel is Channel.DEBIT else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,9 +156,10 @@ def test_debit_sale_hits_the_cap() -> None:
     assert merchant_fee_fen(T1_TERMS, Channel.DEBIT, 100_000, d0=False) == 500
 
 
-def test_d0_surcharge_is_inside_the_debit_cap() -> None:
-    # 500,000 × 0.0053 = 2,650 → capped at 2,000; 300,000 × 0.0053 = 1,590, under it.
-    assert merchant_fee_fen(TERMS, Channel.DEBIT, 500_000, d0=True) == 2000
+def test_d0_surcharge_is_added_on_top_of_the_debit_cap() -> None:
+    # 500,000 × 0.0050 = 2,500 → capped at 2,000, + 500,000 × 0.0003 = 150 → 2,150;
+    # 300,000 × 0.0053 = 1,590, under the cap.
+    assert merchant_fee_fen(TERMS, Channel.DEBIT, 500_000, d0=True) == 2150
     assert merchant_fee_fen(TERMS, Channel.DEBIT, 300_000, d0=True) == 1590
 
 
@@ -310,10 +311,12 @@ def test_merchant_fee_is_one_rounding_of_the_combined_rate(
     )
     fee = merchant_fee_fen(terms, channel, amount, d0=d0)
     assert fee >= 0
-    expected = round_half_up_fen(amount * (rate + surcharge if d0 else rate))
+    card = amount * rate
     if channel is Channel.DEBIT and cap is not None:
+        card = min(card, Decimal(cap))
+    expected = round_half_up_fen(card + (amount * surcharge if d0 else Decimal(0)))
+    if channel is Channel.DEBIT and cap is not None and not d0:
         assert fee <= cap
-        expected = min(expected, cap)
     assert fee == expected
 
 
