@@ -56,8 +56,6 @@ def build_state(
     db = database or Database(make_engine(settings.effective_database_url))
     vault = KeyVault(load_kek(settings))
     db.audit_key = vault.audit_key
-    with db.unit_of_work(read_only=True) as uow:
-        workdays.refresh(uow.session)
     store = ContentStore(settings.documents_dir, vault.document_key)
     store.seal_legacy_files()
     onboarding = OnboardingDeps(
@@ -68,3 +66,12 @@ def build_state(
         risk_lists=build_list_provider(settings.risk_list_provider),
     )
     return AppState(settings, db, vault, onboarding, notifier or build_notifier(settings.notifier))
+
+
+def load_calendar(db: Database) -> int:
+    """Install the working-day table in ``core.calendar`` (rows read). Called when a
+    process starts serving (the web app's start-up; the worker rereads it each sweep), not
+    by :func:`build_state`, which never touches the database: a state is also built where
+    nothing is migrated (reading the route table, checking a KEK)."""
+    with db.unit_of_work(read_only=True) as uow:
+        return workdays.refresh(uow.session)

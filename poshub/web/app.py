@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from poshub import __version__
-from poshub.bootstrap import AppState, build_state, open_database
+from poshub.bootstrap import AppState, build_state, load_calendar, open_database
 from poshub.core.db import UnitOfWork
 from poshub.core.i18n import normalise_locale
 from poshub.core.settings import Mode, Settings
@@ -99,7 +100,17 @@ class SecurityHeaders:
 
 def create_app(state: AppState) -> FastAPI:
     docs = state.settings.api_docs  # POSHUB_API_DOCS: off in production unless asked for
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The working-day calendar as operations loaded or edited it (SLA dates shown to
+        # staff and applicants); without the table the published schedule and the
+        # statutory rules apply (core/calendar.py), which the table starts as anyway.
+        load_calendar(state.db)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="PosHub",
         version=__version__,
         description="Acquiring platform for POS terminals: onboarding, review, merchants.",
