@@ -19,7 +19,9 @@ def test_an_unanswered_refund_gets_no_answer_and_stays_pending(
     gateway_settings: Settings, demo_database: Database
 ) -> None:
     async def scenario(env: Env) -> dict[str, Any]:
-        async with env.terminal(timeout_seconds=2.0) as terminal:
+        # Just above the gateway's 1 s upstream timeout: each of the four sends of the
+        # advice waits for the gateway to give up upstream, and no longer.
+        async with env.terminal(timeout_seconds=1.3) as terminal:
             await terminal.sign_on()
             sale = await terminal.sale(CARD, 10_000)
             assert sale.rrn is not None
