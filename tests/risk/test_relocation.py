@@ -249,6 +249,11 @@ def test_operations_register_the_location_after_a_move(client: TestClient, state
     }
     _beat(placed, SHANGHAI_BUND)
     assert _alerts(state) == []
+    # Operations see both on the terminal page: where it is registered, where it reports.
+    page = client.get(f"/admin/terminals/{placed.tid}")
+    assert page.status_code == 200
+    assert "登记装机位置" in page.text
+    assert page.text.count("31.240000, 121.490000") == 2
     with state.db.unit_of_work(read_only=True) as uow:
         [entry] = (
             uow.session.execute(
